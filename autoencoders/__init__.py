@@ -1,0 +1,8 @@
+"""Everything about autoencoders, in JAX/Flax.
+
+Four independent axes compose without special cases: model family (`models`), likelihood
+(`likelihoods`), network (`networks`) and data (`data`). `training.train_and_evaluate(config,
+workdir)` ties them together.
+"""
+
+__version__ = "0.1.0"

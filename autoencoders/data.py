@@ -1,0 +1,246 @@
+"""Datasets: loaded once, whole, into device memory; preprocessed on device per minibatch.
+
+Raw images are kept as integer grey levels (uint8, `0 .. num_levels-1`) with their labels. The
+float input a model sees is made on device by `preprocess`, inside the compiled training step, so
+dynamic binarization and dequantization draw fresh noise every minibatch at no host cost:
+
+- `binarization='none'`: x = level / (L − 1), grey levels in [0, 1].
+- `binarization='static'`: one Bernoulli(intensity) draw per pixel at load time, fixed for the run
+  (seeded by `config.data.split_seed`); data that is already binary is left as it is.
+- `binarization='dynamic'`: a fresh Bernoulli(intensity) draw every minibatch (Burda et al. 2016).
+- `dequantize=True`: x = (level + u) / L, u ~ U[0, 1), for continuous likelihoods on grey levels.
+
+Evaluation uses a fixed noise key per split, so the test set is binarized / dequantized once and
+the same way at every evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from autoencoders import likelihoods
+
+BINARIZATIONS = ("none", "static", "dynamic")
+# TFDS stores these as uint8 0/1 images; every other TFDS image dataset is taken as 8-bit.
+BINARY_TFDS_DATASETS = ("binarized_mnist",)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Static facts about a dataset that models and checks need."""
+
+    name: str
+    shape: tuple[int, int, int]  # (height, width, channels)
+    num_levels: int  # grey levels of the stored data: 2 if binary, 256 for 8-bit, 17 for digits
+    num_classes: int  # 0 when the dataset has no labels
+    kind: str  # what the model sees: likelihoods.BINARY | GREY | DEQUANTIZED
+
+    @property
+    def num_pixels(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    images: jax.Array  # uint8 (N, H, W, C), grey levels on device
+    labels: jax.Array  # int32 (N,), −1 where the dataset has no labels
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    spec: DataSpec
+    train: Split
+    valid: Split | None
+    test: Split
+
+    def eval_split(self, name: str) -> Split:
+        if name == "valid":
+            if self.valid is None:
+                raise ValueError(
+                    "config.data.eval_split='valid' but config.data.valid_size=0: set a positive "
+                    "valid_size or use eval_split='test'."
+                )
+            return self.valid
+        return self.test
+
+
+def data_kind(num_levels: int, binarization: str, dequantize: bool) -> str:
+    if dequantize:
+        return likelihoods.DEQUANTIZED
+    if num_levels == 2 or binarization != "none":
+        return likelihoods.BINARY
+    return likelihoods.GREY
+
+
+def check_config(data_cfg) -> None:
+    """Early, readable errors for `config.data`."""
+    if not data_cfg.name:
+        raise ValueError("config.data.name is empty: give a TFDS image dataset name or 'digits'.")
+    if data_cfg.binarization not in BINARIZATIONS:
+        raise ValueError(
+            f"config.data.binarization={data_cfg.binarization!r}: must be one of "
+            f"{', '.join(BINARIZATIONS)}."
+        )
+    if data_cfg.dequantize and data_cfg.binarization != "none":
+        raise ValueError(
+            "config.data.dequantize=True with config.data.binarization="
+            f"{data_cfg.binarization!r}: dequantization is for grey levels; set binarization='none'."
+        )
+    if data_cfg.valid_size < 0:
+        raise ValueError(f"config.data.valid_size={data_cfg.valid_size}: must be >= 0.")
+    if data_cfg.eval_split not in ("test", "valid"):
+        raise ValueError(f"config.data.eval_split={data_cfg.eval_split!r}: must be 'test' or 'valid'.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading (host side, once)
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_digits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's 8×8 digits (1,797 images, 17 grey levels); a fixed 80/20 train/test split."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images.astype(np.uint8)[..., None]  # levels 0..16
+    labels = digits.target.astype(np.int32)
+    order = np.random.default_rng(0).permutation(len(images))
+    num_test = len(images) // 5
+    test, train = order[:num_test], order[num_test:]
+    return {"train": (images[train], labels[train]), "test": (images[test], labels[test])}
+
+
+def _load_tfds(name: str, data_dir: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Whole train and test splits of a TFDS image dataset as numpy arrays."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    tf.config.set_visible_devices([], "GPU")  # TF only reads files; keep it off the accelerator
+    out = {}
+    for split in ("train", "test"):
+        # Finite batches, concatenated: `batch_size=-1` aborts under tfds.testing.mock_data.
+        ds = tfds.load(name, split=split, data_dir=data_dir or None, shuffle_files=False)
+        images, labels = [], []
+        for example in tfds.as_numpy(ds.batch(10_000)):
+            images.append(example["image"])
+            if "label" in example:
+                labels.append(example["label"])
+        images = np.concatenate(images)
+        if images.ndim == 3:
+            images = images[..., None]
+        labels = (
+            np.concatenate(labels).astype(np.int32)
+            if labels
+            else np.full(len(images), -1, np.int32)
+        )
+        out[split] = (images.astype(np.uint8), labels)
+    return out
+
+
+def describe(data_cfg) -> DataSpec:
+    """The dataset's spec from metadata only (no data read), so configs are checked up front."""
+    check_config(data_cfg)
+    if data_cfg.name == "digits":
+        shape, num_levels, num_classes = (8, 8, 1), 17, 10
+    else:
+        import tensorflow_datasets as tfds
+
+        try:
+            features = tfds.builder(data_cfg.name, data_dir=_tfds_dir(data_cfg)).info.features
+        except Exception as e:  # DatasetNotFoundError and friends
+            raise ValueError(
+                f"config.data.name={data_cfg.name!r}: not 'digits' and not a TFDS dataset "
+                f"({type(e).__name__}: {e})."
+            ) from e
+        if "image" not in features:
+            raise ValueError(f"config.data.name={data_cfg.name!r}: TFDS dataset has no 'image'.")
+        shape = tuple(int(d) for d in features["image"].shape)
+        num_levels = 2 if data_cfg.name in BINARY_TFDS_DATASETS else 256
+        num_classes = int(features["label"].num_classes) if "label" in features else 0
+    if data_cfg.binarization == "static":
+        num_levels = 2
+    return DataSpec(
+        name=data_cfg.name,
+        shape=shape,
+        num_levels=num_levels,
+        num_classes=num_classes,
+        kind=data_kind(num_levels, data_cfg.binarization, data_cfg.dequantize),
+    )
+
+
+def _tfds_dir(data_cfg) -> str | None:
+    return data_cfg.data_dir or os.environ.get("TFDS_DATA_DIR") or None
+
+
+def load(data_cfg) -> Dataset:
+    """Loads `config.data` into device memory: train (minus validation), validation, test."""
+    spec = describe(data_cfg)
+    if data_cfg.name == "digits":
+        arrays, raw_levels = _load_digits(), 17
+    else:
+        arrays = _load_tfds(data_cfg.name, _tfds_dir(data_cfg))
+        raw_levels = 2 if data_cfg.name in BINARY_TFDS_DATASETS else 256
+    highest = max(int(x.max()) for x, _ in arrays.values())
+    if highest >= raw_levels:
+        raise ValueError(
+            f"config.data.name={data_cfg.name!r}: found grey level {highest}, expected at most "
+            f"{raw_levels - 1}."
+        )
+
+    rng = np.random.default_rng(data_cfg.split_seed)
+    if data_cfg.binarization == "static" and raw_levels > 2:
+        arrays = {
+            split: ((rng.random(x.shape) < x / (raw_levels - 1)).astype(np.uint8), y)
+            for split, (x, y) in arrays.items()
+        }
+
+    train_x, train_y = arrays["train"]
+    valid = None
+    if data_cfg.valid_size:
+        if data_cfg.valid_size >= len(train_x):
+            raise ValueError(
+                f"config.data.valid_size={data_cfg.valid_size}: must be smaller than the "
+                f"{len(train_x)} training examples."
+            )
+        order = np.random.default_rng(data_cfg.split_seed).permutation(len(train_x))
+        valid_idx, train_idx = order[: data_cfg.valid_size], np.sort(order[data_cfg.valid_size :])
+        valid = _to_device(train_x[valid_idx], train_y[valid_idx])
+        train_x, train_y = train_x[train_idx], train_y[train_idx]
+
+    return Dataset(
+        spec=spec,
+        train=_to_device(train_x, train_y),
+        valid=valid,
+        test=_to_device(*arrays["test"]),
+    )
+
+
+def _to_device(images: np.ndarray, labels: np.ndarray) -> Split:
+    return Split(images=jnp.asarray(images, jnp.uint8), labels=jnp.asarray(labels, jnp.int32))
+
+
+# ---------------------------------------------------------------------------------------------
+# Preprocessing (device side, inside jit)
+# ---------------------------------------------------------------------------------------------
+
+
+def preprocess(
+    images: jax.Array, rng: jax.Array, num_levels: int, binarization: str, dequantize: bool
+) -> jax.Array:
+    """uint8 grey levels -> float32 model input in [0, 1], as described in the module docstring."""
+    levels = images.astype(jnp.float32)
+    if dequantize:
+        return (levels + jax.random.uniform(rng, levels.shape)) / num_levels
+    x = levels / (num_levels - 1)
+    if binarization == "dynamic" and num_levels > 2:
+        return jax.random.bernoulli(rng, x).astype(jnp.float32)
+    return x

@@ -1,0 +1,59 @@
+"""Metric logging: `workdir/metrics.jsonl` (append-only) plus TensorBoard events (CLU writers).
+
+Each JSONL line is one object. Metric rows: {"step", "epoch", "split", "time", <name>: value, ...}
+with values per example (nats per image where they are log-likelihood terms). Event rows carry an
+"event" key instead of "split" (e.g. "start" with the units of every metric, on every (re)start).
+The file is only ever appended to: a resumed run adds lines, it never rewrites old ones, so after a
+crash the same epoch can appear twice; readers take the last row per (epoch, split).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from clu import metric_writers
+
+
+class MetricsLog:
+    """Appends rows to metrics.jsonl and mirrors scalars to TensorBoard."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self._file = open(self.path, "a")  # noqa: SIM115 - kept open for the run
+        self._tb = metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+    def write(self, *, step: int, epoch: int, split: str, values: Mapping[str, float]) -> None:
+        row = {"step": int(step), "epoch": int(epoch), "split": split, "time": time.time()}
+        row.update({k: float(v) for k, v in values.items()})
+        self._append(row)
+        self._tb.write_scalars(int(step), {f"{split}/{k}": float(v) for k, v in values.items()})
+
+    def event(self, name: str, **fields: Any) -> None:
+        self._append({"event": name, "time": time.time(), **fields})
+
+    def _append(self, row: dict[str, Any]) -> None:
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()  # a kill -9 after this loses nothing that was logged
+
+    def close(self) -> None:
+        self._tb.flush()
+        self._tb.close()
+        self._file.close()
+
+
+def read(path: str) -> Iterator[dict[str, Any]]:
+    """Metric rows of a metrics.jsonl, in file order (event rows skipped)."""
+    with open(path) as f:
+        for line in f:
+            row = json.loads(line)
+            if "split" in row:
+                yield row
+
+
+def latest_by_epoch(path: str, split: str) -> dict[int, dict[str, Any]]:
+    """The last row written for each epoch of `split` (later rows win after a resume)."""
+    return {row["epoch"]: row for row in read(path) if row["split"] == split}

@@ -1,0 +1,22 @@
+"""Model families. Adding one: a new module with a `base.Model` subclass, plus one line here."""
+
+from __future__ import annotations
+
+from autoencoders.data import DataSpec
+from autoencoders.models import ae, vae
+from autoencoders.models.base import Model
+
+FAMILIES: dict[str, type[Model]] = {
+    "ae": ae.Autoencoder,
+    "vae": vae.VAE,
+}
+
+
+def family(name: str) -> type[Model]:
+    if name not in FAMILIES:
+        raise ValueError(f"config.model.family={name!r}: must be one of {', '.join(FAMILIES)}.")
+    return FAMILIES[name]
+
+
+def make(config, spec: DataSpec) -> Model:
+    return family(config.model.family)(config, spec)

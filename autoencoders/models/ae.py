@@ -1,0 +1,17 @@
+"""Deterministic autoencoder: z = f(x), loss = −log p(x | g(z)) (nats per image).
+
+With a Gaussian likelihood of fixed σ this is squared error (up to scale and a constant); with a
+Bernoulli it is cross-entropy. A linear AE with squared error spans the PCA subspace.
+"""
+
+from __future__ import annotations
+
+from autoencoders.models import base
+
+
+class Autoencoder(base.Model):
+    def terms(self, params, batch, rng):
+        del rng  # deterministic
+        x = batch["x"]
+        nll, sq_err = self.recon_terms(params, self.encode(params, x), x)
+        return {"loss": nll, self.recon_name: nll, "sq_err": sq_err}

@@ -1,0 +1,117 @@
+"""The interface every model family implements, and the parts they share.
+
+A family is one module with one `Model` subclass. It builds its networks from the config, and
+defines `terms(params, batch, rng)`: per-example quantities (nats per image) including `loss`, the
+training objective. From that the base class derives the pure objective
+`loss(params, batch, rng) -> (loss, metrics)`, the evaluation terms, and a default `train_step`.
+A family with a multi-phase update (e.g. the adversarial AE) overrides `init_state`/`train_step`.
+
+Batches are dicts: `x` float images (B, H, W, C) in [0, 1] as the likelihood expects them, `y` int
+labels (B,) (−1 when unknown).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from autoencoders import likelihoods, networks, optim
+from autoencoders.data import DataSpec
+
+Array = jax.Array
+Batch = dict[str, Array]
+Params = Any
+
+
+class Model:
+    """Base class: encoder, decoder and likelihood built from the config."""
+
+    def __init__(self, config, spec: DataSpec):
+        self.config = config
+        self.spec = spec
+        self.latent_dim = int(config.model.latent_dim)
+        self.likelihood = likelihoods.make(config.likelihood, spec.num_levels)
+        self.units = likelihoods.check_compatible(config.likelihood, spec.kind, spec.num_levels)
+        self.encoder = networks.make_encoder(config.network, self.encoder_out_dim)
+        self.decoder = networks.make_decoder(config.network, spec.shape, self.likelihood.num_params)
+
+    # --- configuration --------------------------------------------------------------------------
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Family-specific config checks; called before data loads or anything compiles."""
+        if config.model.latent_dim <= 0:
+            raise ValueError(f"config.model.latent_dim={config.model.latent_dim}: must be > 0.")
+
+    @property
+    def encoder_out_dim(self) -> int:
+        return self.latent_dim
+
+    # Metric names carry what the number is: a Bernoulli on grey levels gives cross-entropy.
+    @property
+    def recon_name(self) -> str:
+        return "recon_nll" if self.units.is_log_likelihood else "recon_xent"
+
+    @property
+    def bound_name(self) -> str:
+        return "neg_elbo" if self.units.is_log_likelihood else "xent_plus_kl"
+
+    # --- networks -------------------------------------------------------------------------------
+
+    def init(self, rng: Array, batch: Batch) -> Params:
+        enc_rng, dec_rng = jax.random.split(rng)
+        z = jnp.zeros((batch["x"].shape[0], self.latent_dim))
+        return {
+            "encoder": self.encoder.init(enc_rng, batch["x"]),
+            "decoder": self.decoder.init(dec_rng, z),
+        }
+
+    def decode(self, params: Params, z: Array) -> Array:
+        """Likelihood parameters (B, H, W, C, P) for latents z."""
+        return self.decoder.apply(params["decoder"], z)
+
+    def decode_mean(self, params: Params, z: Array) -> Array:
+        """Mean image E[x | z] (B, H, W, C)."""
+        return self.likelihood.mean(self.decode(params, z))
+
+    def encode(self, params: Params, x: Array) -> Array:
+        """A deterministic code for x (the posterior mean for stochastic encoders)."""
+        return self.encoder.apply(params["encoder"], x)
+
+    def reconstruct(self, params: Params, x: Array) -> Array:
+        return self.decode_mean(params, self.encode(params, x))
+
+    def recon_terms(self, params: Params, z: Array, x: Array) -> tuple[Array, Array]:
+        """(−log p(x|z), squared error of the mean), each summed per image."""
+        out = self.decode(params, z)
+        nll = -jnp.sum(self.likelihood.log_prob(out, x), axis=(1, 2, 3))
+        sq_err = jnp.sum((self.likelihood.mean(out) - x) ** 2, axis=(1, 2, 3))
+        return nll, sq_err
+
+    # --- objective ------------------------------------------------------------------------------
+
+    def terms(self, params: Params, batch: Batch, rng: Array) -> dict[str, Array]:
+        """Per-example terms (B,), including `loss`, the quantity training minimises."""
+        raise NotImplementedError
+
+    def loss(self, params: Params, batch: Batch, rng: Array) -> tuple[Array, dict[str, Array]]:
+        """The pure training objective: mean over the batch of `terms()['loss']`."""
+        metrics = {k: jnp.mean(v) for k, v in self.terms(params, batch, rng).items()}
+        return metrics["loss"], metrics
+
+    def eval_terms(self, params: Params, batch: Batch, rng: Array) -> dict[str, Array]:
+        """Per-example evaluation terms (B,); averaged over a split by the evaluator."""
+        return self.terms(params, batch, rng)
+
+    # --- training -------------------------------------------------------------------------------
+
+    def init_state(self, rng: Array, batch: Batch, tx: optax.GradientTransformation):
+        return optim.TrainState.create(self.init(rng, batch), tx)
+
+    def train_step(self, state: optim.TrainState, batch: Batch, rng: Array):
+        """One gradient step on `loss`; returns the new state and the batch metrics."""
+        grads, metrics = jax.grad(self.loss, has_aux=True)(state.params, batch, rng)
+        return state.apply_gradients(grads), metrics

@@ -1,0 +1,53 @@
+"""Variational autoencoder (Kingma & Welling 2014) with a β weight on the KL (Higgins et al. 2017).
+
+q(z|x) = N(μ(x), diag σ²(x)), p(z) = N(0, I), p(x|z) from `config.likelihood`. The negative ELBO,
+−E_q[log p(x|z)] + KL(q(z|x) || p(z)), is reported in nats per image with one posterior sample;
+the training loss weights the KL by β (β = 1: the ELBO).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from autoencoders import priors
+from autoencoders.models import base
+
+
+class VAE(base.Model):
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        if config.model.beta < 0:
+            raise ValueError(f"config.model.beta={config.model.beta}: must be >= 0.")
+
+    @property
+    def encoder_out_dim(self) -> int:
+        return 2 * self.latent_dim  # mean and log-variance
+
+    def posterior(self, params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(mean, log_var) of q(z|x)."""
+        mean, log_var = jnp.split(self.encoder.apply(params["encoder"], x), 2, axis=-1)
+        return mean, log_var
+
+    def encode(self, params, x):
+        return self.posterior(params, x)[0]
+
+    def terms(self, params, batch, rng):
+        x = batch["x"]
+        mean, log_var = self.posterior(params, x)
+        z = priors.reparameterize(rng, mean, log_var)
+        nll, sq_err = self.recon_terms(params, z, x)
+        kl = priors.kl_diag_gaussian_to_standard_normal(mean, log_var)
+        return {
+            "loss": nll + self.config.model.beta * kl,
+            self.bound_name: nll + kl,
+            self.recon_name: nll,
+            "kl": kl,
+            "sq_err": sq_err,
+        }
+
+    def sample(self, params, rng: jax.Array, num: int) -> jax.Array:
+        """Mean images of decoded prior samples."""
+        z = priors.StandardNormal(self.latent_dim).sample(rng, num)
+        return self.decode_mean(params, z)

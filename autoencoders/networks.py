@@ -1,0 +1,144 @@
+"""Encoder and decoder networks (Flax modules), sized from `config.network`.
+
+An encoder maps images (B, H, W, C) to `out_dim` features (the latent code, or the parameters of
+q(z|x)); a decoder maps latents (B, d) to per-pixel likelihood parameters (B, H, W, C, P), P set by
+the likelihood. Both accept an optional conditioning vector (e.g. a one-hot label) that is
+concatenated to the flattened input, so conditional families reuse the same networks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS = {
+    "relu": nn.relu,
+    "tanh": jnp.tanh,
+    "sigmoid": nn.sigmoid,
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "softplus": nn.softplus,
+    "swish": nn.swish,
+    "leaky_relu": nn.leaky_relu,
+}
+KINDS = ("mlp", "conv")
+
+
+def _with_condition(h: jax.Array, cond: jax.Array | None) -> jax.Array:
+    return h if cond is None else jnp.concatenate([h, cond.astype(h.dtype)], axis=-1)
+
+
+class MLP(nn.Module):
+    """Dense layers with `activation` after each (after the last too if `activate_final`)."""
+
+    features: Sequence[int]
+    activation: str = "relu"
+    activate_final: bool = True
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        for i, width in enumerate(self.features):
+            h = nn.Dense(width, name=f"dense_{i}")(h)
+            if self.activate_final or i < len(self.features) - 1:
+                h = act(h)
+        return h
+
+
+class Encoder(nn.Module):
+    """x (B, H, W, C) [+ cond (B, k)] -> (B, out_dim)."""
+
+    out_dim: int
+    kind: str = "mlp"
+    hidden: Sequence[int] = (500,)
+    conv_features: Sequence[int] = (32, 64)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        h = x
+        if self.kind == "conv":
+            for i, feats in enumerate(self.conv_features):
+                h = act(nn.Conv(feats, (3, 3), strides=(2, 2), name=f"conv_{i}")(h))
+        h = _with_condition(h.reshape(h.shape[0], -1), cond)
+        h = MLP(tuple(self.hidden), self.activation, name="mlp")(h)
+        return nn.Dense(self.out_dim, name="out")(h)
+
+
+class Decoder(nn.Module):
+    """z (B, d) [+ cond (B, k)] -> likelihood parameters (B, H, W, C, num_params)."""
+
+    image_shape: tuple[int, int, int]
+    num_params: int
+    kind: str = "mlp"
+    hidden: Sequence[int] = (500,)
+    conv_features: Sequence[int] = (32, 64)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, z: jax.Array, cond: jax.Array | None = None) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        height, width, channels = self.image_shape
+        h = _with_condition(z, cond)
+        h = MLP(tuple(self.hidden), self.activation, name="mlp")(h)
+        if self.kind == "mlp":
+            h = nn.Dense(height * width * channels * self.num_params, name="out")(h)
+        else:
+            factor = 2 ** len(self.conv_features)
+            h0, w0, f0 = height // factor, width // factor, self.conv_features[-1]
+            h = act(nn.Dense(h0 * w0 * f0, name="project")(h)).reshape(-1, h0, w0, f0)
+            for i, feats in enumerate(reversed(self.conv_features)):
+                h = act(nn.ConvTranspose(feats, (3, 3), strides=(2, 2), name=f"deconv_{i}")(h))
+            h = nn.Conv(channels * self.num_params, (3, 3), name="out")(h)
+        return h.reshape(-1, height, width, channels, self.num_params)
+
+
+def check_config(network_cfg, image_shape: Sequence[int]) -> None:
+    """Early, readable errors for `config.network`."""
+    if network_cfg.kind not in KINDS:
+        raise ValueError(f"config.network.kind={network_cfg.kind!r}: must be one of {', '.join(KINDS)}.")
+    if network_cfg.activation not in ACTIVATIONS:
+        raise ValueError(
+            f"config.network.activation={network_cfg.activation!r}: must be one of "
+            f"{', '.join(ACTIVATIONS)}."
+        )
+    if any(int(w) <= 0 for w in network_cfg.hidden):
+        raise ValueError(f"config.network.hidden={tuple(network_cfg.hidden)}: widths must be > 0.")
+    if network_cfg.kind == "conv":
+        if not network_cfg.conv_features or any(int(f) <= 0 for f in network_cfg.conv_features):
+            raise ValueError(
+                f"config.network.conv_features={tuple(network_cfg.conv_features)}: need at least "
+                "one positive width for kind='conv'."
+            )
+        factor = 2 ** len(network_cfg.conv_features)
+        if image_shape[0] % factor or image_shape[1] % factor:
+            raise ValueError(
+                f"config.network.kind='conv' with {len(network_cfg.conv_features)} stride-2 layers "
+                f"needs height and width divisible by {factor}; the data is {tuple(image_shape)}."
+            )
+
+
+def make_encoder(network_cfg, out_dim: int) -> Encoder:
+    return Encoder(
+        out_dim=out_dim,
+        kind=network_cfg.kind,
+        hidden=tuple(network_cfg.hidden),
+        conv_features=tuple(network_cfg.conv_features),
+        activation=network_cfg.activation,
+    )
+
+
+def make_decoder(network_cfg, image_shape: tuple[int, int, int], num_params: int) -> Decoder:
+    # The decoder mirrors the encoder: hidden layers in reverse order.
+    return Decoder(
+        image_shape=image_shape,
+        num_params=num_params,
+        kind=network_cfg.kind,
+        hidden=tuple(reversed(tuple(network_cfg.hidden))),
+        conv_features=tuple(network_cfg.conv_features),
+        activation=network_cfg.activation,
+    )

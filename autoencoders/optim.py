@@ -1,0 +1,102 @@
+"""Optimizers and learning-rate schedules from `config.optimizer` (optax), and the train state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "iwae_stages")
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a training step changes. `tx` is static (not saved, rebuilt from the config)."""
+
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+    @classmethod
+    def create(cls, params: Any, tx: optax.GradientTransformation) -> TrainState:
+        return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), tx=tx)
+
+    def apply_gradients(self, grads: Any) -> TrainState:
+        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+        params = optax.apply_updates(self.params, updates)
+        return self.replace(step=self.step + 1, params=params, opt_state=opt_state)
+
+
+def check_config(opt_cfg) -> None:
+    if opt_cfg.name not in OPTIMIZERS:
+        raise ValueError(
+            f"config.optimizer.name={opt_cfg.name!r}: must be one of {', '.join(OPTIMIZERS)}."
+        )
+    if opt_cfg.schedule not in SCHEDULES:
+        raise ValueError(
+            f"config.optimizer.schedule={opt_cfg.schedule!r}: must be one of {', '.join(SCHEDULES)}."
+        )
+    if not opt_cfg.learning_rate > 0:
+        raise ValueError(f"config.optimizer.learning_rate={opt_cfg.learning_rate}: must be > 0.")
+    if opt_cfg.grad_clip_norm < 0 or opt_cfg.weight_decay < 0:
+        raise ValueError("config.optimizer.grad_clip_norm and weight_decay must be >= 0.")
+
+
+def learning_rate_schedule(opt_cfg, steps_per_epoch: int, num_epochs: int) -> optax.Schedule:
+    """Schedules are declared in epochs and converted to steps here."""
+    lr = opt_cfg.learning_rate
+    total = max(1, steps_per_epoch * num_epochs)
+    if opt_cfg.schedule == "constant":
+        return optax.constant_schedule(lr)
+    if opt_cfg.schedule == "cosine":
+        return optax.cosine_decay_schedule(lr, decay_steps=total)
+    if opt_cfg.schedule == "warmup_cosine":
+        warmup = int(opt_cfg.warmup_epochs * steps_per_epoch)
+        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, decay_steps=total)
+    # iwae_stages (Burda et al. 2016): stage i = 0..7 trains 3^i epochs at lr·10^(−i/7).
+    boundaries, epochs = {}, 0
+    for i in range(1, 8):
+        epochs += 3 ** (i - 1)
+        boundaries[epochs * steps_per_epoch] = 10 ** (-1 / 7)
+    return optax.piecewise_constant_schedule(lr, boundaries)
+
+
+def make(opt_cfg, steps_per_epoch: int, num_epochs: int) -> optax.GradientTransformation:
+    """The optimizer of `config.optimizer`; its learning rate is a logged, injectable hyper-parameter."""
+    check_config(opt_cfg)
+    schedule = learning_rate_schedule(opt_cfg, steps_per_epoch, num_epochs)
+    kwargs = {"eps": opt_cfg.eps} if opt_cfg.name in ("adam", "adamw") else {}
+    if opt_cfg.name in ("adam", "adamw"):
+        kwargs.update(b1=opt_cfg.b1, b2=opt_cfg.b2)
+    if opt_cfg.name == "adamw":
+        kwargs["weight_decay"] = opt_cfg.weight_decay
+    if opt_cfg.name == "sgd":
+        kwargs["momentum"] = opt_cfg.momentum or None
+    factory = {
+        "adam": optax.adam,
+        "adamw": optax.adamw,
+        "sgd": optax.sgd,
+        "adagrad": optax.adagrad,
+        "rmsprop": optax.rmsprop,
+    }[opt_cfg.name]
+    tx = optax.inject_hyperparams(factory)(learning_rate=schedule, **kwargs)
+    chain = []
+    if opt_cfg.grad_clip_norm:
+        chain.append(optax.clip_by_global_norm(opt_cfg.grad_clip_norm))
+    if opt_cfg.weight_decay and opt_cfg.name != "adamw":
+        # L2 on the parameters = a Gaussian prior on them (Kingma & Welling's weight decay).
+        chain.append(optax.add_decayed_weights(opt_cfg.weight_decay))
+    return optax.chain(*chain, tx) if chain else tx
+
+
+def current_learning_rate(opt_state: Any) -> jax.Array | None:
+    """The learning rate inside an `inject_hyperparams` state (searched through chains)."""
+    for state in jax.tree.leaves(opt_state, is_leaf=lambda s: hasattr(s, "hyperparams")):
+        if hasattr(state, "hyperparams"):
+            return state.hyperparams["learning_rate"]
+    return None

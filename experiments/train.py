@@ -1,0 +1,38 @@
+"""Train a model from a config.
+
+  python -m experiments.train --config=configs/vae.py --workdir=runs/vae \
+      --config.model.latent_dim=2
+
+Re-running the same command resumes from the latest checkpoint in --workdir.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from autoencoders import training
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and config.")
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "Resume a workdir even though its config.json differs."
+)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.INFO)
+    logging.get_absl_handler().addFilter(training.QuietLibraries())
+    try:
+        training.train_and_evaluate(
+            _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value
+        )
+    except (ValueError, FloatingPointError) as e:
+        # Config and data errors are the user's to fix: a message, not a stack trace.
+        logging.error("%s", e)
+        raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+    app.run(main)
