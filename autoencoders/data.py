@@ -93,12 +93,14 @@ def check_config(data_cfg) -> None:
     if data_cfg.dequantize and data_cfg.binarization != "none":
         raise ValueError(
             "config.data.dequantize=True with config.data.binarization="
-            f"{data_cfg.binarization!r}: dequantization is for grey levels; set binarization='none'."
+            f"{data_cfg.binarization!r}: dequantize grey levels only; use binarization='none'."
         )
     if data_cfg.valid_size < 0:
         raise ValueError(f"config.data.valid_size={data_cfg.valid_size}: must be >= 0.")
     if data_cfg.eval_split not in ("test", "valid"):
-        raise ValueError(f"config.data.eval_split={data_cfg.eval_split!r}: must be 'test' or 'valid'.")
+        raise ValueError(
+            f"config.data.eval_split={data_cfg.eval_split!r}: must be 'test' or 'valid'."
+        )
 
 
 # ---------------------------------------------------------------------------------------------

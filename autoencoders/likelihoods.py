@@ -30,7 +30,7 @@ BINARY, GREY, DEQUANTIZED = "binary", "grey", "dequantized"
 
 
 def bernoulli_log_prob(logits: Array, x: Array) -> Array:
-    """log Bernoulli(x | sigmoid(logits)); for x in (0, 1) this is minus the binary cross-entropy."""
+    """log Bernoulli(x | sigmoid(logits)); for x in (0, 1), minus the binary cross-entropy."""
     return x * logits - jax.nn.softplus(logits)
 
 
@@ -86,9 +86,7 @@ def discretized_logistic_log_prob(
     # log(σ(u) − σ(l)) computed as log σ(u) + log(1 − exp(l − u)) + log σ(−l) − ... stably:
     # σ(u) − σ(l) = σ(u) σ(−l) (1 − e^{l−u}).
     log_mass = (
-        jax.nn.log_sigmoid(upper)
-        + jax.nn.log_sigmoid(-lower)
-        + jnp.log(-jnp.expm1(lower - upper))
+        jax.nn.log_sigmoid(upper) + jax.nn.log_sigmoid(-lower) + jnp.log(-jnp.expm1(lower - upper))
     )
     log_cdf_upper = jax.nn.log_sigmoid(upper)  # lowest level: P(X <= upper edge)
     log_sf_lower = jax.nn.log_sigmoid(-lower)  # highest level: P(X > lower edge)

@@ -100,7 +100,9 @@ class Decoder(nn.Module):
 def check_config(network_cfg, image_shape: Sequence[int]) -> None:
     """Early, readable errors for `config.network`."""
     if network_cfg.kind not in KINDS:
-        raise ValueError(f"config.network.kind={network_cfg.kind!r}: must be one of {', '.join(KINDS)}.")
+        raise ValueError(
+            f"config.network.kind={network_cfg.kind!r}: must be one of {', '.join(KINDS)}."
+        )
     if network_cfg.activation not in ACTIVATIONS:
         raise ValueError(
             f"config.network.activation={network_cfg.activation!r}: must be one of "

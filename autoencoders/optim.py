@@ -39,7 +39,7 @@ def check_config(opt_cfg) -> None:
         )
     if opt_cfg.schedule not in SCHEDULES:
         raise ValueError(
-            f"config.optimizer.schedule={opt_cfg.schedule!r}: must be one of {', '.join(SCHEDULES)}."
+            f"config.optimizer.schedule={opt_cfg.schedule!r}: one of {', '.join(SCHEDULES)}."
         )
     if not opt_cfg.learning_rate > 0:
         raise ValueError(f"config.optimizer.learning_rate={opt_cfg.learning_rate}: must be > 0.")
@@ -67,7 +67,7 @@ def learning_rate_schedule(opt_cfg, steps_per_epoch: int, num_epochs: int) -> op
 
 
 def make(opt_cfg, steps_per_epoch: int, num_epochs: int) -> optax.GradientTransformation:
-    """The optimizer of `config.optimizer`; its learning rate is a logged, injectable hyper-parameter."""
+    """The optimizer of `config.optimizer`; its learning rate is logged and injectable."""
     check_config(opt_cfg)
     schedule = learning_rate_schedule(opt_cfg, steps_per_epoch, num_epochs)
     kwargs = {"eps": opt_cfg.eps} if opt_cfg.name in ("adam", "adamw") else {}

@@ -164,7 +164,9 @@ def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
         max_to_keep=config.checkpoint.max_to_keep,
         cleanup_tmp_directories=True,  # drops a save cut short by a kill
     )
-    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+    return ocp.CheckpointManager(
+        os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
+    )
 
 
 def restore_latest(manager: ocp.CheckpointManager, state: optim.TrainState):

@@ -67,7 +67,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.beta = 1.0  # weight of the KL term (VAE family); 1 = the ELBO
 
     c.likelihood = ml_collections.ConfigDict()
-    c.likelihood.name = "bernoulli"  # bernoulli | continuous_bernoulli | gaussian | discretized_logistic
+    c.likelihood.name = (
+        "bernoulli"  # bernoulli | continuous_bernoulli | gaussian | discretized_logistic
+    )
     c.likelihood.sigma = 0.1  # gaussian with learn_sigma=False: the fixed σ
     c.likelihood.learn_sigma = False  # gaussian: per-pixel σ from the decoder
     c.likelihood.min_sigma = 1e-3
@@ -115,7 +117,8 @@ def apply_likelihood(config: ml_collections.ConfigDict, preset: str) -> None:
     """Sets config.likelihood and the matching data preprocessing from a preset name."""
     if preset not in LIKELIHOOD_PRESETS:
         raise ValueError(
-            f"Config argument likelihood={preset!r}: must be one of {', '.join(LIKELIHOOD_PRESETS)}."
+            f"Config argument likelihood={preset!r}: must be one of "
+            f"{', '.join(LIKELIHOOD_PRESETS)}."
         )
     likelihood_fields, data_fields = LIKELIHOOD_PRESETS[preset]
     config.likelihood.update(likelihood_fields)
