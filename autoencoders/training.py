@@ -178,6 +178,37 @@ def restore_latest(manager: ocp.CheckpointManager, state: optim.TrainState):
     return manager.restore(epoch, args=ocp.args.StandardRestore(abstract)), int(epoch)
 
 
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The resolved config a run wrote to workdir/config.json."""
+    with open(os.path.join(workdir, "config.json")) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_params(workdir: str, epoch: int | None = None):
+    """(config, model, params, epoch) of a run's checkpoint (the latest if `epoch` is None).
+
+    For evaluation: the optimizer state is restored only to match the checkpoint's structure.
+    """
+    config = load_config(workdir)
+    model = models.make(config, data.describe(config.data))
+    tx = optim.make(config.optimizer, steps_per_epoch=1, num_epochs=config.train.num_epochs)
+    example = {
+        "x": jnp.zeros((1, *model.spec.shape)),
+        "y": jnp.zeros((1,), jnp.int32),
+    }
+    state = model.init_state(jax.random.key(0), example, tx)
+    manager = checkpoint_manager(workdir, config)
+    try:
+        epoch = manager.latest_step() if epoch is None else epoch
+        if epoch is None:
+            raise FileNotFoundError(f"No checkpoint in {manager.directory}.")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        state = manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
+    finally:
+        manager.close()
+    return config, model, state.params, int(epoch)
+
+
 # ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------

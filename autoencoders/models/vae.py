@@ -47,6 +47,25 @@ class VAE(base.Model):
             "sq_err": sq_err,
         }
 
+    def log_importance_weights(
+        self, params, batch: dict[str, jax.Array], rng: jax.Array, num_samples: int
+    ) -> jax.Array:
+        """log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x), z_k ~ q(z|x); shape (K, B).
+
+        logsumexp_k(log w) − log K is the IWAE bound (Burda et al. 2016); K = 1 gives the ELBO,
+        and K → ∞ gives log p(x), which is how the test log-likelihood is estimated.
+        """
+        x = batch["x"]
+        mean, log_var = self.posterior(params, x)
+
+        def one_sample(key):
+            z = priors.reparameterize(key, mean, log_var)
+            nll, _ = self.recon_terms(params, z, x)
+            log_q = priors.diag_gaussian_log_prob(z, mean, log_var)
+            return -nll + priors.StandardNormal(self.latent_dim).log_prob(z) - log_q
+
+        return jax.vmap(one_sample)(jax.random.split(rng, num_samples))
+
     def sample(self, params, rng: jax.Array, num: int) -> jax.Array:
         """Mean images of decoded prior samples."""
         z = priors.StandardNormal(self.latent_dim).sample(rng, num)

@@ -1,0 +1,73 @@
+"""Shared test utilities: tiny configs on the embedded digits, real-data detection, resume check."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from autoencoders import training
+from configs import common
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+_SHARED_TFDS = REPO.parent / "shared" / "tensorflow_datasets"
+
+
+def shared_tfds_dir() -> str | None:
+    """The prepared TFDS data dir (../shared or $TFDS_DATA_DIR) if it holds MNIST, else None."""
+    for candidate in (os.environ.get("TFDS_DATA_DIR"), str(_SHARED_TFDS)):
+        if candidate and (pathlib.Path(candidate) / "mnist").is_dir():
+            return candidate
+    return None
+
+
+requires_shared_data = pytest.mark.skipif(
+    shared_tfds_dir() is None, reason="needs ../shared/tensorflow_datasets (real MNIST)"
+)
+
+
+def tiny_config(family: str = "vae", likelihood: str = "bernoulli", **overrides):
+    """A seconds-long run on the embedded 8×8 digits. `overrides`: dotted keys -> values."""
+    config = common.base_config()
+    config.model.family = family
+    config.model.latent_dim = 2
+    common.apply_likelihood(config, likelihood)
+    common.apply_dataset(config, "digits")
+    config.network.hidden = (32,)
+    config.train.num_epochs = 3
+    config.train.eval_every = 1
+    config.train.eval_batch_size = 128
+    config.checkpoint.every_epochs = 1
+    config.checkpoint.max_to_keep = 10
+    for key, value in overrides.items():
+        node = config
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return config
+
+
+def assert_resume_matches(config, tmp_path: pathlib.Path) -> None:
+    """A run cut short after epoch 1 and resumed ends with the uninterrupted run's parameters."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    final_full = training.train_and_evaluate(config, str(full))
+    # Simulate a kill after the first checkpoint: keep only checkpoint 1 and its metrics so far.
+    shutil.copytree(full, cut)
+    for step_dir in (cut / "checkpoints").iterdir():
+        if step_dir.name.isdigit() and int(step_dir.name) > 1:
+            shutil.rmtree(step_dir)
+    final_cut = training.train_and_evaluate(config, str(cut))
+    *_, params_full, epoch_full = training.restore_params(str(full))
+    *_, params_cut, epoch_cut = training.restore_params(str(cut))
+    assert epoch_full == epoch_cut == config.train.num_epochs
+    for a, b in zip(jax.tree.leaves(params_full), jax.tree.leaves(params_cut), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    eval_keys = [k for k in final_full if not k.startswith("train/")]
+    assert eval_keys
+    for k in eval_keys:
+        assert final_full[k] == final_cut[k], k
