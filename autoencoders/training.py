@@ -51,10 +51,33 @@ def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
 # ---------------------------------------------------------------------------------------------
 
 
-def make_train_epoch(model: models.Model, config, steps_per_epoch: int) -> Callable:
-    """jit(state, images, labels, key) -> (state, epoch-mean metrics), donating the state."""
+def make_train_epoch(
+    model: models.Model, config, steps_per_epoch: int, labelled: np.ndarray | None = None
+) -> Callable:
+    """jit(state, images, labels, key) -> (state, epoch-mean metrics), donating the state.
+
+    Semi-supervised families (`model.labelled_batch_size > 0`) also pass `labelled`, the indices
+    of the training examples whose labels are kept (`data.labelled_subset`): each step then adds
+    `labelled_batch_size` of them, drawn afresh, as batch['x_labelled'] and batch['y_labelled'],
+    and their share of the training set as batch['labelled_fraction'] (a scalar), because a
+    subset of 100 would otherwise hardly ever appear in a minibatch.
+    """
     batch_size = config.train.batch_size
     data_cfg, num_levels = config.data, model.spec.num_levels
+    if model.labelled_batch_size and labelled is None:
+        raise ValueError("make_train_epoch: this model needs `labelled` (data.labelled_subset).")
+
+    def labelled_minibatch(images, labels, key):
+        pick_key, data_key = jax.random.split(key)
+        picks = jax.random.choice(
+            pick_key, len(labelled), (model.labelled_batch_size,), replace=False
+        )
+        idx = jnp.asarray(labelled)[picks]
+        x = data.preprocess(
+            images[idx], data_key, num_levels, data_cfg.binarization, data_cfg.dequantize
+        )
+        fraction = jnp.float32(len(labelled) / images.shape[0])
+        return {"x_labelled": x, "y_labelled": labels[idx], "labelled_fraction": fraction}
 
     def train_epoch(state, images, labels, key):
         perm_key, step_key = jax.random.split(key)
@@ -68,7 +91,10 @@ def make_train_epoch(model: models.Model, config, steps_per_epoch: int) -> Calla
             x = data.preprocess(
                 images[idx], data_key, num_levels, data_cfg.binarization, data_cfg.dequantize
             )
-            return model.train_step(state, {"x": x, "y": labels[idx]}, model_key)
+            batch = {"x": x, "y": labels[idx]}
+            if model.labelled_batch_size:
+                batch.update(labelled_minibatch(images, labels, jax.random.fold_in(data_key, 1)))
+            return model.train_step(state, batch, model_key)
 
         state, step_metrics = jax.lax.scan(step, state, (order, jnp.arange(steps_per_epoch)))
         # Mean over all minibatches of the epoch (equal sizes), not the last one.
@@ -175,7 +201,14 @@ def restore_latest(manager: ocp.CheckpointManager, state: optim.TrainState):
     if epoch is None:
         return state, 0
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    return manager.restore(epoch, args=ocp.args.StandardRestore(abstract)), int(epoch)
+    try:
+        restored = manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
+    except ValueError as e:
+        raise ValueError(
+            f"The checkpoint of epoch {epoch} in {manager.directory} does not fit this config's "
+            "model or optimizer (changed with --allow_config_change?). Use a new --workdir."
+        ) from e
+    return restored, int(epoch)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -279,7 +312,15 @@ def _run(config, workdir: str) -> dict[str, float]:
     )
     if start_epoch:
         logging.info("Resumed from the checkpoint of epoch %d.", start_epoch)
-    train_epoch = make_train_epoch(model, config, steps_per_epoch)
+    labelled = None
+    if model.labelled_batch_size:
+        labelled = data.labelled_subset(
+            np.asarray(train.labels),
+            model.num_labelled,
+            dataset.spec.num_classes,
+            config.data.split_seed,
+        )
+    train_epoch = make_train_epoch(model, config, steps_per_epoch, labelled)
     evaluate = make_evaluate(model, config)
     train_key, eval_key = jax.random.fold_in(root, _TRAIN), jax.random.fold_in(root, _EVAL)
     final: dict[str, float] = {}

@@ -36,5 +36,17 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"error: {e}") from None
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with config errors (unknown field, bad type) as one clear line."""
+    try:
+        return app.parse_flags_with_usage(argv)
+    except AttributeError as e:  # ml_collections: an override names no existing field
+        cause = e.args[0] if e.args else e
+        detail = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
+        raise SystemExit(f"error: no such config field {detail}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,93 @@
+"""`python -m experiments.train` end to end, as a user runs it: outputs, errors, kill -9 and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from autoencoders import metrics
+from tests.helpers import REPO
+
+TINY = [
+    "--config=configs/vae.py:data=digits,latent=2",
+    "--config.network.hidden=(16,)",
+    "--config.train.eval_every=1",
+]
+
+
+def train_command(workdir, *extra):
+    return [sys.executable, "-m", "experiments.train", *TINY, f"--workdir={workdir}", *extra]
+
+
+def run(args, **kw):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, env=env, **kw)
+
+
+def test_cli_writes_checkpoints_config_and_metrics(tmp_path):
+    result = run(train_command(tmp_path, "--config.train.num_epochs=2"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"]["latent_dim"] == 2 and config["network"]["hidden"] == [16]
+    assert (tmp_path / "checkpoints" / "2").is_dir()
+    test_rows = metrics.latest_by_epoch(str(tmp_path / "metrics.jsonl"), "test")
+    assert sorted(test_rows) == [1, 2] and test_rows[2]["neg_elbo"] > 0
+    assert "epoch 2/2" in (tmp_path / "log.txt").read_text()
+    assert "examples/s" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--config.model.latnt_dim=3", 'Did you mean "latent_dim"'),
+        ("--config.model.latent_dim=-1", "config.model.latent_dim=-1: must be > 0"),
+        ("--config.likelihood.name=poisson", "config.likelihood.name='poisson': must be one of"),
+    ],
+)
+def test_cli_config_errors_are_one_clear_line(tmp_path, flag, message):
+    result = run(train_command(tmp_path, flag), timeout=120)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_kill_9_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
+    # Slow enough to be killed mid-run: many short epochs, a checkpoint after each.
+    extra = ["--config.train.num_epochs=60", "--config.checkpoint.every_epochs=1"]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = subprocess.Popen(
+        train_command(killed, *extra),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    checkpoints = killed / "checkpoints"
+    while time.time() < deadline and proc.poll() is None:
+        steps = (
+            [p for p in checkpoints.glob("*") if p.name.isdigit()] if checkpoints.exists() else []
+        )
+        if steps and max(int(p.name) for p in steps) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rows_before = (killed / "metrics.jsonl").read_text().count("\n")
+
+    resumed = run(train_command(killed, *extra), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resumed from the checkpoint of epoch" in resumed.stderr
+    assert (killed / "metrics.jsonl").read_text().count("\n") > rows_before  # appended
+
+    uninterrupted = run(train_command(clean, *extra), timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    final_killed = metrics.latest_by_epoch(str(killed / "metrics.jsonl"), "test")[60]
+    final_clean = metrics.latest_by_epoch(str(clean / "metrics.jsonl"), "test")[60]
+    for key in ("neg_elbo", "recon_nll", "kl", "sq_err"):
+        assert final_killed[key] == final_clean[key], key

@@ -1,0 +1,164 @@
+"""The training loop: learning, one trace per run, resume, NaN guard, config checks, metrics."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from autoencoders import data, metrics, models, optim, training
+from tests.helpers import assert_resume_matches, tiny_config
+
+
+@pytest.fixture(scope="session")
+def vae_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("vae")
+    config = tiny_config("vae", **{"train.num_epochs": 4})
+    final = training.train_and_evaluate(config, str(workdir))
+    return config, workdir, final
+
+
+def _train_losses(workdir):
+    rows = metrics.latest_by_epoch(str(workdir / "metrics.jsonl"), "train")
+    return [rows[e]["loss"] for e in sorted(rows)]
+
+
+def test_vae_learns_on_digits(vae_run):
+    config, workdir, final = vae_run
+    losses = _train_losses(workdir)
+    assert len(losses) == config.train.num_epochs
+    assert losses[-1] < losses[0] - 2.0
+    # Eval terms add up: the bound is reconstruction + KL, in nats per image.
+    assert final["test/neg_elbo"] == pytest.approx(final["test/recon_nll"] + final["test/kl"])
+
+
+def test_workdir_contents(vae_run):
+    config, workdir, _ = vae_run
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["model"]["latent_dim"] == config.model.latent_dim
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [
+        1,
+        2,
+        3,
+        4,
+    ]
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    start = rows[0]
+    assert start["event"] == "start" and "nats per image" in start["units"]["recon"]
+    test_rows = [r for r in rows if r.get("split") == "test"]
+    assert [r["epoch"] for r in test_rows] == [1, 2, 3, 4]
+    assert {"neg_elbo", "recon_nll", "kl", "sq_err"} <= set(test_rows[-1])
+    assert any((workdir / "tensorboard").iterdir())
+
+
+def test_ae_learns_with_each_likelihood(tmp_path):
+    for likelihood in ("gaussian", "continuous_bernoulli", "discretized_logistic"):
+        config = tiny_config("ae", likelihood)
+        training.train_and_evaluate(config, str(tmp_path / likelihood))
+        losses = _train_losses(tmp_path / likelihood)
+        assert losses[-1] < losses[0], likelihood
+
+
+def test_bernoulli_on_grey_levels_is_reported_as_cross_entropy(tmp_path):
+    config = tiny_config("vae", **{"data.binarization": "none", "train.num_epochs": 1})
+    final = training.train_and_evaluate(config, str(tmp_path))
+    assert "test/xent_plus_kl" in final and "test/recon_xent" in final
+    assert "test/neg_elbo" not in final
+
+
+def test_learns_on_tfds_mock_mnist_with_conv_network(tmp_path):
+    config = tiny_config(
+        "vae",
+        **{
+            "data.name": "mnist",
+            "network.kind": "conv",
+            "network.conv_features": (8, 16),
+            "train.batch_size": 32,
+            "train.num_epochs": 3,
+        },
+    )
+    with tfds.testing.mock_data(num_examples=256):
+        training.train_and_evaluate(config, str(tmp_path))
+    losses = _train_losses(tmp_path)
+    assert losses[-1] < losses[0]
+
+
+def test_epoch_function_is_traced_once():
+    config = tiny_config("vae")
+    dataset = data.load(config.data)
+    model = models.make(config, dataset.spec)
+    steps = dataset.train.size // config.train.batch_size
+    tx = optim.make(config.optimizer, steps, 3)
+    example = {"x": np.zeros((4, 8, 8, 1), np.float32), "y": np.zeros(4, np.int32)}
+    state = model.init_state(jax.random.key(0), example, tx)
+    train_epoch = training.make_train_epoch(model, config, steps)
+    for epoch in range(3):
+        state, _ = train_epoch(
+            state, dataset.train.images, dataset.train.labels, jax.random.key(epoch)
+        )
+    assert train_epoch._cache_size() == 1
+    assert int(state.step) == 3 * steps
+
+
+def test_same_seed_same_result_other_seed_differs(tmp_path):
+    config = tiny_config("vae", **{"train.num_epochs": 1})
+    a = training.train_and_evaluate(config, str(tmp_path / "a"))
+    b = training.train_and_evaluate(config, str(tmp_path / "b"))
+    config.seed = 1
+    c = training.train_and_evaluate(config, str(tmp_path / "c"))
+    assert a["test/neg_elbo"] == b["test/neg_elbo"] != c["test/neg_elbo"]
+
+
+@pytest.mark.parametrize("family", ["ae", "vae"])
+def test_resume_equals_uninterrupted_run(family, tmp_path):
+    assert_resume_matches(tiny_config(family), tmp_path)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    config = tiny_config("vae", **{"train.num_epochs": 1})
+    training.train_and_evaluate(config, str(tmp_path))
+    config.train.num_epochs = 2
+    config.optimizer.learning_rate = 1e30
+    with pytest.raises(FloatingPointError, match=r"epoch 2.*last good checkpoint \(epoch 1\)"):
+        training.train_and_evaluate(config, str(tmp_path), allow_config_change=True)
+    manager = training.checkpoint_manager(str(tmp_path), config)
+    assert manager.latest_step() == 1
+    manager.close()
+
+
+def test_resuming_with_a_different_config_is_refused(tmp_path):
+    config = tiny_config("vae", **{"train.num_epochs": 1})
+    training.train_and_evaluate(config, str(tmp_path))
+    config.model.latent_dim = 3
+    with pytest.raises(ValueError, match=r"model.latent_dim: 2 -> 3.*--allow_config_change"):
+        training.train_and_evaluate(config, str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model.latent_dim": -2}, "config.model.latent_dim=-2"),
+        ({"model.family": "gan"}, "config.model.family='gan': must be one of"),
+        ({"likelihood.name": "poisson"}, "config.likelihood.name='poisson'"),
+        ({"model.beta": -1.0}, "config.model.beta"),
+        ({"train.batch_size": 0}, "config.train.batch_size=0"),
+        ({"optimizer.name": "adamax"}, "config.optimizer.name='adamax'"),
+        ({"network.activation": "cube"}, "config.network.activation='cube'"),
+        ({"network.kind": "conv", "network.conv_features": (4, 4, 4, 4)}, "divisible by 16"),
+        ({"likelihood.learn_sigma": True, "likelihood.name": "gaussian"}, "dequantize"),
+        (
+            {
+                "likelihood.name": "discretized_logistic",
+                "data.binarization": "none",
+                "data.dequantize": True,
+            },
+            "integer grey",
+        ),
+        ({"data.binarization": "dynamic", "data.dequantize": True}, "dequantize grey levels"),
+    ],
+)
+def test_config_errors_are_clear_and_early(overrides, message):
+    config = tiny_config("vae", **overrides)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        training.check_config(config)
