@@ -1,4 +1,4 @@
-"""`python -m experiments.train` end to end, as a user runs it: outputs, errors, kill -9 and resume."""
+"""`python -m experiments.train` end to end as a user runs it: outputs, errors, kill -9, resume."""
 
 import json
 import os

@@ -58,7 +58,7 @@ def test_continuous_bernoulli_normalizer_closed_form_and_integrates_to_one(logit
 
 
 def test_continuous_bernoulli_gradient_is_finite_at_half():
-    grad = jax.grad(lambda l: likelihoods.continuous_bernoulli_log_prob(l, 0.3))(0.0)
+    grad = jax.grad(lambda logit: likelihoods.continuous_bernoulli_log_prob(logit, 0.3))(0.0)
     assert np.isfinite(grad)
 
 
