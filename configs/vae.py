@@ -17,6 +17,7 @@ Arguments (`--config=configs/vae.py:latent=2,data=mnist,likelihood=continuous_be
   net         mlp | conv
 """
 
+from autoencoders import sweeps
 from configs import common
 
 
@@ -33,3 +34,49 @@ def get_config(arg: str | None = None):
     if arg.data == "binarized_mnist":
         config.data.binarization = "none"  # already (statically) binarized by Larochelle
     return config
+
+
+# MNIST has 60,000 training images; Kingma & Welling's weight decay is a N(0, I) prior on the
+# parameters, i.e. ½‖θ‖²/N per example, whose gradient is θ/N.
+_MNIST_TRAIN_SIZE = 60_000
+
+
+def get_sweep(name: str):
+    """Named sweeps (`python -m experiments.sweep --config=configs/vae.py:sweep=NAME`).
+
+    latent_x_likelihood  MNIST; latent {2, 5, 10, 20, 50} × {Bernoulli on dynamically binarized
+                         data, continuous Bernoulli on grey levels, Gaussian with learned σ on
+                         dequantized grey levels}. The three bounds are on different data, so
+                         compare latent sizes within a likelihood, not across.
+    kingma_welling_fig2  Kingma & Welling (2014) Figure 2 on MNIST: latent {3, 5, 10, 20, 200},
+                         one hidden layer of 500 tanh units, Adagrad (step 0.02), batch 100,
+                         weight decay as a N(0, I) prior, Bernoulli on dynamically binarized data.
+                         100 epochs is 6·10⁶ training examples; the paper's x-axis goes to 10⁸
+                         (`--config.train.num_epochs=1667`).
+    """
+    if name == "latent_x_likelihood":
+        return sweeps.declare(
+            sweeps.product(
+                sweeps.axis("model.latent_dim", [2, 5, 10, 20, 50]),
+                sweeps.arg("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian_learned"]),
+            ),
+            fixed={"arg:data": "mnist"},
+        )
+    if name == "kingma_welling_fig2":
+        return sweeps.declare(
+            sweeps.axis("model.latent_dim", [3, 5, 10, 20, 200]),
+            fixed={
+                "arg:data": "mnist",
+                "arg:likelihood": "bernoulli",
+                "network.hidden": (500,),
+                "network.activation": "tanh",
+                "optimizer.name": "adagrad",
+                "optimizer.learning_rate": 0.02,
+                "optimizer.weight_decay": 1.0 / _MNIST_TRAIN_SIZE,
+                "train.batch_size": 100,
+                "train.num_epochs": 100,
+            },
+        )
+    raise ValueError(
+        f"configs/vae.py has no sweep {name!r}: latent_x_likelihood, kingma_welling_fig2."
+    )
