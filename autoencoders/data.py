@@ -230,6 +230,34 @@ def _to_device(images: np.ndarray, labels: np.ndarray) -> Split:
     return Split(images=jnp.asarray(images, jnp.uint8), labels=jnp.asarray(labels, jnp.int32))
 
 
+def labelled_subset(
+    labels: np.ndarray, num_labelled: int, num_classes: int, seed: int
+) -> np.ndarray:
+    """Sorted indices of `num_labelled` examples, as many from each class, drawn by `seed`.
+
+    The labelled part of a semi-supervised split (Kingma et al. 2014 use 100 MNIST labels, 10 a
+    class); every other training example counts as unlabelled. The same seed gives the same subset.
+    """
+    labels = np.asarray(labels)
+    if num_labelled <= 0 or num_labelled % num_classes:
+        raise ValueError(
+            f"config.model.num_labels={num_labelled}: a class-balanced subset needs a positive "
+            f"multiple of the {num_classes} classes (or 0 / -1 for every label)."
+        )
+    per_class = num_labelled // num_classes
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in range(num_classes):
+        members = np.flatnonzero(labels == c)
+        if len(members) < per_class:
+            raise ValueError(
+                f"config.model.num_labels={num_labelled} needs {per_class} examples of class {c}, "
+                f"but the training split has {len(members)}."
+            )
+        chosen.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
 # ---------------------------------------------------------------------------------------------
 # Preprocessing (device side, inside jit)
 # ---------------------------------------------------------------------------------------------

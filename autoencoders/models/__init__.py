@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from autoencoders.data import DataSpec
-from autoencoders.models import ae, vae
+from autoencoders.models import aae, ae, cvae, m2, vae
 from autoencoders.models.base import Model
 
 FAMILIES: dict[str, type[Model]] = {
     "ae": ae.Autoencoder,
     "vae": vae.VAE,
+    "cvae": cvae.ConditionalVAE,
+    "m2": m2.M2,
+    "aae": aae.AdversarialAE,
 }
 
 

@@ -50,6 +50,13 @@ class Model:
     def encoder_out_dim(self) -> int:
         return self.latent_dim
 
+    # Semi-supervised families keep the labels of only `num_labelled` training examples (a
+    # class-balanced subset, `data.labelled_subset`); each training step then also gets
+    # `labelled_batch_size` of them as batch['x_labelled'], batch['y_labelled'] (see
+    # training.make_train_epoch). 0 for every other family.
+    num_labelled: int = 0
+    labelled_batch_size: int = 0
+
     # Metric names carry what the number is: a Bernoulli on grey levels gives cross-entropy.
     @property
     def recon_name(self) -> str:
@@ -69,24 +76,30 @@ class Model:
             "decoder": self.decoder.init(dec_rng, z),
         }
 
-    def decode(self, params: Params, z: Array) -> Array:
-        """Likelihood parameters (B, H, W, C, P) for latents z."""
-        return self.decoder.apply(params["decoder"], z)
+    def decode(self, params: Params, z: Array, cond: Array | None = None) -> Array:
+        """Likelihood parameters (B, H, W, C, P) for latents z [and a conditioning vector]."""
+        return self.decoder.apply(params["decoder"], z, cond)
 
-    def decode_mean(self, params: Params, z: Array) -> Array:
+    def decode_mean(self, params: Params, z: Array, cond: Array | None = None) -> Array:
         """Mean image E[x | z] (B, H, W, C)."""
-        return self.likelihood.mean(self.decode(params, z))
+        return self.likelihood.mean(self.decode(params, z, cond))
 
     def encode(self, params: Params, x: Array) -> Array:
         """A deterministic code for x (the posterior mean for stochastic encoders)."""
         return self.encoder.apply(params["encoder"], x)
 
+    def condition(self, batch: Batch) -> Array | None:
+        """What the encoder and decoder are conditioned on: nothing, or a one-hot label (CVAE)."""
+        return None
+
     def reconstruct(self, params: Params, x: Array) -> Array:
         return self.decode_mean(params, self.encode(params, x))
 
-    def recon_terms(self, params: Params, z: Array, x: Array) -> tuple[Array, Array]:
+    def recon_terms(
+        self, params: Params, z: Array, x: Array, cond: Array | None = None
+    ) -> tuple[Array, Array]:
         """(−log p(x|z), squared error of the mean), each summed per image."""
-        out = self.decode(params, z)
+        out = self.decode(params, z, cond)
         nll = -jnp.sum(self.likelihood.log_prob(out, x), axis=(1, 2, 3))
         sq_err = jnp.sum((self.likelihood.mean(out) - x) ** 2, axis=(1, 2, 3))
         return nll, sq_err

@@ -25,19 +25,21 @@ class VAE(base.Model):
     def encoder_out_dim(self) -> int:
         return 2 * self.latent_dim  # mean and log-variance
 
-    def posterior(self, params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(mean, log_var) of q(z|x)."""
-        mean, log_var = jnp.split(self.encoder.apply(params["encoder"], x), 2, axis=-1)
+    def posterior(
+        self, params, x: jax.Array, cond: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """(mean, log_var) of q(z|x) [q(z|x, cond) in conditional families]."""
+        mean, log_var = jnp.split(self.encoder.apply(params["encoder"], x, cond), 2, axis=-1)
         return mean, log_var
 
-    def encode(self, params, x):
-        return self.posterior(params, x)[0]
+    def encode(self, params, x, cond: jax.Array | None = None):
+        return self.posterior(params, x, cond)[0]
 
     def terms(self, params, batch, rng):
-        x = batch["x"]
-        mean, log_var = self.posterior(params, x)
+        x, cond = batch["x"], self.condition(batch)
+        mean, log_var = self.posterior(params, x, cond)
         z = priors.reparameterize(rng, mean, log_var)
-        nll, sq_err = self.recon_terms(params, z, x)
+        nll, sq_err = self.recon_terms(params, z, x, cond)
         kl = priors.kl_diag_gaussian_to_standard_normal(mean, log_var)
         return {
             "loss": nll + self.config.model.beta * kl,
@@ -55,12 +57,12 @@ class VAE(base.Model):
         logsumexp_k(log w) − log K is the IWAE bound (Burda et al. 2016); K = 1 gives the ELBO,
         and K → ∞ gives log p(x), which is how the test log-likelihood is estimated.
         """
-        x = batch["x"]
-        mean, log_var = self.posterior(params, x)
+        x, cond = batch["x"], self.condition(batch)
+        mean, log_var = self.posterior(params, x, cond)
 
         def one_sample(key):
             z = priors.reparameterize(key, mean, log_var)
-            nll, _ = self.recon_terms(params, z, x)
+            nll, _ = self.recon_terms(params, z, x, cond)
             log_q = priors.diag_gaussian_log_prob(z, mean, log_var)
             return -nll + priors.StandardNormal(self.latent_dim).log_prob(z) - log_q
 

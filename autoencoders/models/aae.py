@@ -1,0 +1,225 @@
+"""Adversarial autoencoder (Makhzani et al. 2015): a deterministic autoencoder whose code
+distribution q(z) = E_x[δ(z − f(x))] is pushed onto a prior p(z) by a GAN on the code.
+
+Networks: encoder f(x) -> z, decoder p(x | z) (the likelihood of `config.likelihood`), and a
+discriminator D(z [, one-hot y]) -> logit of "z came from the prior". Each training step has two
+phases, each with its own optax optimizer state (Adam moments are per phase):
+
+1. reconstruction: encoder and decoder minimise −log p(x | f(x)) (nats per image);
+2. regularisation: the discriminator minimises −log D(z_p) − log(1 − D(f(x))), z_p ~ p(z)
+   (`disc_loss`, nats; 2·log 2 ≈ 1.386 when it cannot tell them apart), then the encoder, as the
+   generator, minimises −log D(f(x)) (`gen_loss`, the non-saturating GAN loss),
+   `config.model.generator_steps` times (the lecture's code: 2).
+
+Priors (`config.model.prior`): `normal` N(0, I), `mixture` (10 2-D Gaussians on a circle),
+`swiss_roll`; see autoencoders/priors.py. With `config.model.conditional=True` the label, one-hot,
+is fed to the discriminator with z and prior draws come from the label's own part of the prior
+(its mixture component, swiss-roll segment or normal sector), so each class is placed in its part;
+an unknown label (−1) is a zero vector and draws from the whole prior. The discriminator learns at
+`disc_learning_rate_factor` (the lecture's 1/5) times the learning rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from autoencoders import data, networks, priors
+from autoencoders.data import DataSpec
+from autoencoders.models import base, cvae
+
+Array = jax.Array
+
+
+@flax.struct.dataclass
+class AAEState:
+    """params {encoder, decoder, discriminator}; opt_state one per phase. Optimizers are static."""
+
+    step: Array
+    params: Any
+    opt_state: dict[str, Any]
+    recon_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+    disc_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+    gen_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+
+def _apply(tx: optax.GradientTransformation, grads, opt_state, params):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+
+class AdversarialAE(base.Model):
+    """`aae`: reconstruction phase, then discriminator and generator phases, every step."""
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        cls.require_model_fields(
+            config,
+            "prior",
+            "conditional",
+            "disc_hidden",
+            "disc_learning_rate_factor",
+            "generator_steps",
+        )
+        model_cfg = config.model
+        if model_cfg.prior not in priors.LATENT_PRIORS:
+            raise ValueError(
+                f"config.model.prior={model_cfg.prior!r}: must be one of "
+                f"{', '.join(priors.LATENT_PRIORS)}."
+            )
+        if model_cfg.prior != "normal" and model_cfg.latent_dim != 2:
+            raise ValueError(
+                f"config.model.prior={model_cfg.prior!r} is 2-D: set config.model.latent_dim=2 "
+                f"(got {model_cfg.latent_dim})."
+            )
+        if model_cfg.conditional:
+            if model_cfg.latent_dim < 2:
+                raise ValueError(
+                    "config.model.conditional=True needs config.model.latent_dim >= 2."
+                )
+            cvae.require_labels(data.describe(config.data), "aae with conditional=True")
+        if not model_cfg.disc_hidden or any(int(w) <= 0 for w in model_cfg.disc_hidden):
+            raise ValueError(
+                f"config.model.disc_hidden={tuple(model_cfg.disc_hidden)}: need positive widths."
+            )
+        if model_cfg.disc_learning_rate_factor <= 0:
+            raise ValueError(
+                f"config.model.disc_learning_rate_factor={model_cfg.disc_learning_rate_factor}: "
+                "must be > 0."
+            )
+        if model_cfg.generator_steps < 1:
+            raise ValueError(
+                f"config.model.generator_steps={model_cfg.generator_steps}: must be >= 1."
+            )
+
+    def __init__(self, config, spec: DataSpec):
+        super().__init__(config, spec)
+        model_cfg = config.model
+        self.conditional = bool(model_cfg.conditional)
+        if self.conditional:
+            cvae.require_labels(spec, "aae with conditional=True")
+        # One part of the prior per class; 10 (the paper's figures) when the data has no labels.
+        self.num_classes = spec.num_classes or 10
+        self.prior = priors.make_latent_prior(model_cfg.prior, self.latent_dim, self.num_classes)
+        self.discriminator = networks.MLP(
+            (*model_cfg.disc_hidden, 1), config.network.activation, activate_final=False
+        )
+
+    # --- networks -------------------------------------------------------------------------------
+
+    def discriminator_input(self, z: Array, labels: Array) -> Array:
+        if not self.conditional:
+            return z
+        return jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes)], axis=-1)
+
+    def discriminate(self, params: base.Params, z: Array, labels: Array) -> Array:
+        """Logit (B,) that z (with its label, when conditional) is a prior draw."""
+        inputs = self.discriminator_input(z, labels)
+        return self.discriminator.apply(params["discriminator"], inputs)[:, 0]
+
+    def init(self, rng: Array, batch: base.Batch) -> base.Params:
+        ae_rng, disc_rng = jax.random.split(rng)
+        params = super().init(ae_rng, batch)
+        z = jnp.zeros((batch["x"].shape[0], self.latent_dim))
+        params["discriminator"] = self.discriminator.init(
+            disc_rng, self.discriminator_input(z, batch["y"])
+        )
+        return params
+
+    def sample(self, params, rng: Array, num: int, labels: Array | None = None) -> Array:
+        """Mean images of decoded prior draws (from the labels' parts of the prior if given)."""
+        return self.decode_mean(params, self.prior.sample(rng, num, labels))
+
+    # --- objective ------------------------------------------------------------------------------
+
+    def adversarial_terms(
+        self, params: base.Params, x: Array, labels: Array, rng: Array
+    ) -> dict[str, Array]:
+        """Per-example (B,) discriminator and generator losses (nats), one prior draw each."""
+        code_logit = self.discriminate(params, self.encode(params, x), labels)
+        prior_labels = labels if self.conditional else None
+        prior_draw = self.prior.sample(rng, x.shape[0], prior_labels)
+        prior_logit = self.discriminate(params, prior_draw, labels)
+        return {
+            # −log D(z_p) − log(1 − D(f(x))), with log σ(l) = −softplus(−l).
+            "disc_loss": jax.nn.softplus(-prior_logit) + jax.nn.softplus(code_logit),
+            "gen_loss": jax.nn.softplus(-code_logit),  # −log D(f(x))
+        }
+
+    def terms(self, params, batch, rng):
+        """Reconstruction (`loss`, the first phase's objective) and the adversarial losses."""
+        x = batch["x"]
+        nll, sq_err = self.recon_terms(params, self.encode(params, x), x)
+        adversarial = self.adversarial_terms(params, x, batch["y"], rng)
+        return {"loss": nll, self.recon_name: nll, "sq_err": sq_err, **adversarial}
+
+    # --- training -------------------------------------------------------------------------------
+
+    def init_state(self, rng: Array, batch: base.Batch, tx: optax.GradientTransformation):
+        params = self.init(rng, batch)
+        factor = float(self.config.model.disc_learning_rate_factor)
+        disc_tx = optax.chain(tx, optax.scale(factor))  # = the learning rate times `factor`
+        autoencoder = {"encoder": params["encoder"], "decoder": params["decoder"]}
+        return AAEState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state={
+                "reconstruction": tx.init(autoencoder),
+                "discriminator": disc_tx.init(params["discriminator"]),
+                "generator": tx.init(params["encoder"]),
+            },
+            recon_tx=tx,
+            disc_tx=disc_tx,
+            gen_tx=tx,
+        )
+
+    def train_step(self, state: AAEState, batch: base.Batch, rng: Array):
+        x, labels = batch["x"], batch["y"]
+        disc_rng, gen_rng = jax.random.split(rng)
+        params, opt_state = dict(state.params), dict(state.opt_state)
+
+        # 1. Reconstruction phase: encoder and decoder.
+        def recon_loss(autoencoder):
+            nll, sq_err = self.recon_terms(autoencoder, self.encode(autoencoder, x), x)
+            return jnp.mean(nll), {self.recon_name: jnp.mean(nll), "sq_err": jnp.mean(sq_err)}
+
+        autoencoder = {"encoder": params["encoder"], "decoder": params["decoder"]}
+        grads, metrics = jax.grad(recon_loss, has_aux=True)(autoencoder)
+        autoencoder, opt_state["reconstruction"] = _apply(
+            state.recon_tx, grads, opt_state["reconstruction"], autoencoder
+        )
+        params.update(autoencoder)
+
+        # 2a. Regularisation phase, discriminator: prior draws against the (updated) codes.
+        def disc_loss(disc_params):
+            terms = self.adversarial_terms(
+                {**params, "discriminator": disc_params}, x, labels, disc_rng
+            )
+            return jnp.mean(terms["disc_loss"])
+
+        metrics["disc_loss"], grads = jax.value_and_grad(disc_loss)(params["discriminator"])
+        params["discriminator"], opt_state["discriminator"] = _apply(
+            state.disc_tx, grads, opt_state["discriminator"], params["discriminator"]
+        )
+
+        # 2b. Regularisation phase, generator: the encoder learns to fool the discriminator.
+        def gen_loss(encoder_params):
+            terms = self.adversarial_terms(
+                {**params, "encoder": encoder_params}, x, labels, gen_rng
+            )
+            return jnp.mean(terms["gen_loss"])
+
+        for _ in range(int(self.config.model.generator_steps)):
+            metrics["gen_loss"], grads = jax.value_and_grad(gen_loss)(params["encoder"])
+            params["encoder"], opt_state["generator"] = _apply(
+                state.gen_tx, grads, opt_state["generator"], params["encoder"]
+            )
+
+        metrics["loss"] = metrics[self.recon_name]
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+        return new_state, metrics
