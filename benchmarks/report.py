@@ -1,0 +1,151 @@
+"""Markdown tables of benchmark results, the machine description, and the written record."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+
+Cell = str | int | float | None
+
+
+def fmt(value: Cell, digits: int = 3) -> str:
+    """A table cell: floats to `digits` significant figures, None as an em dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        if value == 0 or abs(value) >= 10 ** (digits - 1):
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+@dataclasses.dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[Cell]] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, *cells: Cell) -> None:
+        if len(cells) != len(self.headers):
+            raise ValueError(f"{self.title}: {len(cells)} cells for {len(self.headers)} columns.")
+        self.rows.append(list(cells))
+
+    def to_markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        lines.append("| " + " | ".join(self.headers) + " |")
+        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
+        lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in self.rows]
+        if self.notes:
+            lines.append("")
+            lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def parse_tables(markdown: str) -> dict[str, list[dict[str, str]]]:
+    """{title: rows as {header: cell}} for every `### title` followed by a Markdown table."""
+    tables: dict[str, list[dict[str, str]]] = {}
+    title, headers = None, None
+    for line in markdown.splitlines():
+        if line.startswith("### "):
+            title, headers = line[4:].strip(), None
+        elif line.startswith("|") and title is not None:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if headers is None:
+                headers = cells
+                tables[title] = []
+            elif not all(set(c) <= {"-", ":"} for c in cells):
+                if len(cells) != len(headers):
+                    raise ValueError(f"Table {title!r}: row {line!r} has {len(cells)} cells.")
+                tables[title].append(dict(zip(headers, cells, strict=True)))
+    return tables
+
+
+def parse_number(cell: str) -> float:
+    """The float in a cell written by `fmt` (thousands separators allowed)."""
+    return float(cell.replace(",", ""))
+
+
+def _lscpu_field(name: str) -> str | None:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_lines() -> list[str]:
+    """CPU model, cores, memory, load and package versions, one Markdown bullet each."""
+    cpu = _lscpu_field("Model name") or platform.processor() or "unknown"
+    memory = "unknown"
+    if os.path.exists("/proc/meminfo"):
+        with open("/proc/meminfo") as f:
+            first = f.readline().split()
+        memory = f"{int(first[1]) / 2**20:.1f} GiB"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    packages = ("jax", "jaxlib", "flax", "optax", "numpy", "torch")
+    return [
+        f"CPU: {cpu}; `nproc`: {os.cpu_count()}; "
+        f"threads per core (lscpu): {_lscpu_field('Thread(s) per core') or '?'}; memory: {memory}",
+        f"Load average (1, 5, 15 min) when the record was written: {load}",
+        f"Python {platform.python_version()}; " + ", ".join(f"{p} {_version(p)}" for p in packages),
+        f"XLA_FLAGS: `{os.environ.get('XLA_FLAGS', '')}` (empty: XLA's defaults)",
+    ]
+
+
+def record(
+    command: str,
+    started: datetime.datetime,
+    settings: Sequence[str],
+    method: Sequence[str],
+    tables: Sequence[Table],
+    raw: Sequence[str],
+) -> str:
+    """The whole Markdown record: what ran, where, how, the tables and the raw timings."""
+    parts = [
+        "# Benchmarks",
+        "",
+        "Written by `benchmarks/run.py`; every number below is that script's output.",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Started: {started.isoformat(timespec='seconds')}",
+        "",
+        "## Machine",
+        "",
+        *[f"- {line}" for line in machine_lines()],
+        "",
+        "## Settings",
+        "",
+        *[f"- {line}" for line in settings],
+        "",
+        "## Method",
+        "",
+        *[f"- {line}" for line in method],
+        "",
+        "## Results",
+        "",
+    ]
+    for table in tables:
+        parts += [table.to_markdown(), ""]
+    parts += ["## Raw timings (seconds per repeat)", "", *[f"- {line}" for line in raw], ""]
+    return "\n".join(parts)

@@ -1,0 +1,698 @@
+"""Training and evaluation speed of this codebase on CPU, against a plain PyTorch eager reference.
+
+    python -m benchmarks.run --markdown_out=docs/benchmarks.md
+
+In one process on one machine:
+
+- peak: the float32 matmul rate of jnp.dot and torch.mm on large square matrices; the better of
+  the two is the peak that every "% of peak" refers to.
+- train: the same VAEs (`--models`, see benchmarks/architectures.py) trained on the same data for
+  the same number of steps by (a) this codebase's `training.make_train_epoch` with a model built
+  from configs/vae.py and (b) benchmarks/torch_reference.py, a per-step PyTorch eager loop.
+- is_eval: `evaluation.importance_sampled_log_likelihood` (k = `--is_samples` on `--is_examples`
+  test images) in examples·samples per second.
+- vmap: S independently seeded models trained in one compiled program, in model-steps per second.
+
+Warm-up and compilation are timed separately and excluded; each timed number is the median of
+`--repeats` repeats, synchronised with block_until_ready. Timings are only meaningful on an
+otherwise idle machine: the record states the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import shlex
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from autoencoders import data, models, optim, training
+from benchmarks import report, timing
+from benchmarks.architectures import ARCHITECTURES, IMAGE_SHAPE, Architecture
+
+BENCHMARKS = ("peak", "train", "is_eval", "vmap")
+# XLA's FLOP count is used where it is within this fraction of the analytic count, else the latter.
+FLOPS_TOLERANCE = 0.15
+TRAIN_TABLE = "Training throughput"
+# A 1-minute load average above this at the start marks the record as taken on a busy machine.
+BUSY_LOAD = 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# Flags
+# ---------------------------------------------------------------------------------------------
+
+
+def _names(value: str, allowed: Sequence[str], flag: str) -> list[str]:
+    names = [v for v in value.split(",") if v]
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise SystemExit(
+            f"--{flag}: unknown {', '.join(unknown)}; choose from {', '.join(allowed)}."
+        )
+    return names
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--benchmarks", default=",".join(BENCHMARKS), help="comma list of " + ", ".join(BENCHMARKS))
+    add(
+        "--models",
+        default=",".join(ARCHITECTURES),
+        help="comma list of " + ", ".join(ARCHITECTURES),
+    )
+    add("--steps", type=int, default=0, help="steps per timed repeat; 0: each model's default")
+    add("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    add("--torch_warmup_steps", type=int, default=20)
+    add("--no_torch", action="store_true", help="skip the PyTorch reference")
+    add(
+        "--data",
+        choices=("auto", "synthetic", "mnist"),
+        default="auto",
+        help="auto: MNIST if $TFDS_DATA_DIR holds it, else synthetic MNIST-sized uint8 images",
+    )
+    add("--num_train", type=int, default=60_000, help="synthetic training images")
+    add("--is_model", choices=tuple(ARCHITECTURES), default="iwae")
+    add("--is_examples", type=int, default=10_000, help="test images for is_eval")
+    add("--is_samples", type=int, default=5000, help="importance samples k per image")
+    add("--is_repeats", type=int, default=3)
+    add("--vmap_model", choices=tuple(ARCHITECTURES), default="iwae")
+    add("--vmap_sizes", default="1,2,4,8", help="numbers of vmapped members S")
+    add("--peak_size", type=int, default=4096, help="side of the square matmul for the peak")
+    add("--markdown_out", default="", help="write the record here (e.g. docs/benchmarks.md)")
+    args = parser.parse_args(argv)
+    args.benchmark_list = _names(args.benchmarks, BENCHMARKS, "benchmarks")
+    args.model_list = _names(args.models, tuple(ARCHITECTURES), "models")
+    args.vmap_size_list = [int(s) for s in args.vmap_sizes.split(",") if s]
+    if min(args.repeats, args.is_repeats, args.is_examples, args.is_samples) <= 0:
+        raise SystemExit("--repeats, --is_repeats, --is_examples and --is_samples must be > 0.")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchData:
+    description: str
+    spec: data.DataSpec
+    train: data.Split  # uint8 grey levels on device
+    test: data.Split
+
+
+def load_data(choice: str, num_train: int, num_test: int) -> BenchData:
+    tfds_dir = os.environ.get("TFDS_DATA_DIR", "")
+    has_mnist = bool(tfds_dir) and os.path.isdir(os.path.join(tfds_dir, "mnist"))
+    if choice == "mnist" or (choice == "auto" and has_mnist):
+        dataset = data.load(ARCHITECTURES["mlp"].jax_config().data)  # mnist, dynamic binarization
+        return BenchData(
+            f"MNIST from TFDS ({tfds_dir or 'the TFDS default directory'}): "
+            f"{dataset.train.size:,} train, {dataset.test.size:,} test images, 8-bit grey levels, "
+            "binarized dynamically",
+            dataset.spec,
+            dataset.train,
+            dataset.test,
+        )
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> data.Split:
+        images = rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.int32)
+        return data.Split(jnp.asarray(images), jnp.asarray(labels))
+
+    why = "chosen by --data" if choice == "synthetic" else "$TFDS_DATA_DIR holds no mnist"
+    spec = data.DataSpec(
+        name="synthetic",
+        shape=IMAGE_SHAPE,
+        num_levels=256,
+        num_classes=10,
+        kind=data.data_kind(256, "dynamic", False),
+    )
+    return BenchData(
+        f"synthetic ({why}): uniform random uint8 grey levels 0..255, MNIST-sized 28×28×1, "
+        f"{num_train:,} train and {num_test:,} test images, binarized dynamically",
+        spec,
+        split(num_train),
+        split(num_test),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Measured:
+    """Seconds: warm-up (excluded), then the timed repeats."""
+
+    warmup_s: float  # JAX: lower + compile; PyTorch: the warm-up steps
+    first_call_s: float | None  # JAX: the first call of the compiled program (excluded)
+    repeat_s: list[float]
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.repeat_s)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    measured: Measured
+    steps: int
+    num_params: int
+    loss: float  # mean training loss of the last repeat, nats per image
+    xla_flops_per_step: float | None = None
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.measured.median_s
+
+
+class CompileClock:
+    """Seconds JAX spends tracing, lowering and compiling, from jax.monitoring's duration events."""
+
+    def __init__(self) -> None:
+        self.total_s = 0.0
+        jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+    def _on_event(self, event: str, duration_secs: float, **kwargs: Any) -> None:
+        if event.startswith("/jax/core/compile/"):
+            self.total_s += duration_secs
+
+
+_compile_clock: CompileClock | None = None
+
+
+def compile_clock() -> CompileClock:
+    global _compile_clock
+    if _compile_clock is None:
+        _compile_clock = CompileClock()
+    return _compile_clock
+
+
+def xla_flops(jitted: Any, *args: Any) -> float | None:
+    """XLA's cost-analysis FLOP count of the compiled `jitted(*args)` (None if unavailable)."""
+    try:
+        cost = jitted.lower(*args).compile().cost_analysis()
+    except NotImplementedError:
+        return None
+    if isinstance(cost, list):  # older jax: one dict per device program
+        cost = cost[0] if cost else {}
+    flops = (cost or {}).get("flops", 0.0)
+    return float(flops) if flops > 0 else None
+
+
+def chosen_flops(xla: float | None, analytic: float) -> tuple[float, str]:
+    """XLA's count where it agrees with the analytic one within FLOPS_TOLERANCE, else analytic."""
+    if xla is not None and abs(xla / analytic - 1) <= FLOPS_TOLERANCE:
+        return xla, "XLA"
+    return analytic, "analytic"
+
+
+def time_compiled(
+    jitted: Any,
+    state: Any,
+    split: data.Split,
+    call_key: Callable[[int], jax.Array],
+    repeats: int,
+) -> tuple[Measured, Any, Any]:
+    """Compiles jitted(state, images, labels, key) ahead of time, calls it once (the first call,
+    timed apart), then `repeats` timed calls; the (donated) state is threaded through them all."""
+    compiled = None
+
+    def compile_it() -> None:
+        nonlocal compiled
+        compiled = jitted.lower(state, split.images, split.labels, call_key(0)).compile()
+
+    compile_s = timing.seconds(compile_it)
+    calls, metrics = 0, None
+
+    def call() -> None:
+        nonlocal state, metrics, calls
+        state, metrics = compiled(state, split.images, split.labels, call_key(calls))
+        jax.block_until_ready((state, metrics))
+        calls += 1
+
+    first_s = timing.seconds(call)
+    times = timing.repeat_seconds(call, repeats)
+    return Measured(compile_s, first_s, times), state, metrics
+
+
+@dataclasses.dataclass
+class JaxModel:
+    """A model of this codebase built from an architecture's config, and its initial state."""
+
+    arch: Architecture
+    model: models.Model
+    tx: Any
+    example: dict[str, jax.Array]
+
+    @classmethod
+    def build(cls, arch: Architecture, spec: data.DataSpec, steps: int) -> JaxModel:
+        config = arch.jax_config()
+        model = models.make(config, spec)
+        tx = optim.make(config.optimizer, steps_per_epoch=steps, num_epochs=1)
+        example = {
+            "x": jnp.zeros((arch.batch_size, *spec.shape)),
+            "y": jnp.zeros((arch.batch_size,), jnp.int32),
+        }
+        return cls(arch, model, tx, example)
+
+    def init_state(self, key: jax.Array) -> optim.TrainState:
+        """The initial train state, initialised in one compiled program (not op by op)."""
+        return jax.jit(self.make_state)(key)
+
+    def make_state(self, key: jax.Array) -> optim.TrainState:
+        return self.model.init_state(key, self.example, self.tx)
+
+    def train_epoch(self, steps: int) -> Any:
+        """The real compiled training loop: `steps` minibatch steps in one lax.scan."""
+        return training.make_train_epoch(self.model, self.model.config, steps)
+
+    def step_flops(self, state: optim.TrainState) -> float | None:
+        """XLA's FLOP count of one jitted `model.train_step` on a minibatch."""
+        return xla_flops(jax.jit(self.model.train_step), state, self.example, jax.random.key(0))
+
+
+def num_params(params: Any) -> int:
+    return int(sum(p.size for p in jax.tree.leaves(params)))
+
+
+def bench_jax_training(
+    arch: Architecture, bench: BenchData, steps: int, repeats: int
+) -> TrainResult:
+    jm = JaxModel.build(arch, bench.spec, steps)
+    state = jm.init_state(jax.random.key(0))
+    flops = jm.step_flops(state)
+    size = num_params(state.params)
+    root = jax.random.key(1)
+    measured, state, metrics = time_compiled(
+        jm.train_epoch(steps), state, bench.train, lambda c: jax.random.fold_in(root, c), repeats
+    )
+    return TrainResult(measured, steps, size, float(metrics["loss"]), flops)
+
+
+def bench_torch_training(
+    arch: Architecture, bench: BenchData, steps: int, repeats: int, warmup_steps: int
+) -> TrainResult:
+    from benchmarks import torch_reference
+
+    trainer = torch_reference.TorchTrainer(arch, np.asarray(bench.train.images))
+    warmup_s = timing.seconds(lambda: trainer.train_steps(warmup_steps))
+    losses: list[float] = []
+    times = timing.repeat_seconds(lambda: losses.append(trainer.train_steps(steps)), repeats)
+    return TrainResult(Measured(warmup_s, None, times), steps, trainer.num_params(), losses[-1])
+
+
+@dataclasses.dataclass
+class ISResult:
+    measured: Measured  # repeat_s: wall seconds minus compile-related seconds, per call
+    compile_s: list[float]  # compile-related seconds inside each timed call
+    num_examples: int
+    num_samples: int
+    chunk: int
+    example_batch: int
+    xla_flops_per_pair: float | None
+
+    @property
+    def pairs_per_s(self) -> float:
+        return self.num_examples * self.num_samples / self.measured.median_s
+
+
+def bench_importance_sampling(
+    arch: Architecture, bench: BenchData, num_examples: int, num_samples: int, repeats: int
+) -> ISResult:
+    from autoencoders import evaluation
+
+    options = evaluation.Options()
+    chunk, example_batch = min(options.sample_chunk, num_samples), options.example_batch
+    jm = JaxModel.build(arch, bench.spec, 1)
+    params = jm.init_state(jax.random.key(0)).params
+    n = min(num_examples, bench.test.size)
+    x = data.preprocess(
+        bench.test.images[:n], jax.random.key(2), bench.spec.num_levels, "dynamic", False
+    )
+    y = bench.test.labels[:n]
+    key = jax.random.key(3)
+    clock = compile_clock()
+    compile_s: list[float] = []
+
+    def call() -> None:
+        before = clock.total_s
+        evaluation.importance_sampled_log_likelihood(
+            jm.model, params, x, y, key, num_samples, (), chunk, example_batch
+        )  # returns numpy arrays: synchronous
+        compile_s.append(clock.total_s - before)
+
+    first_s = timing.seconds(call)
+    wall = timing.repeat_seconds(call, repeats)
+    run_s = [w - c for w, c in zip(wall, compile_s[1:], strict=True)]
+    block = {"x": x[:example_batch], "y": y[:example_batch]}
+    flops = xla_flops(
+        jax.jit(jm.model.log_importance_weights, static_argnums=3), params, block, key, chunk
+    )
+    per_pair = None if flops is None else flops / (min(example_batch, n) * chunk)
+    return ISResult(
+        Measured(compile_s[0], first_s, run_s),
+        compile_s[1:],
+        n,
+        num_samples,
+        chunk,
+        example_batch,
+        per_pair,
+    )
+
+
+def bench_vmapped_members(
+    arch: Architecture, bench: BenchData, steps: int, repeats: int, sizes: Sequence[int]
+) -> tuple[dict[int, Measured], float | None]:
+    """{S: timing of S models trained in one program}, and XLA's FLOPs of one member's step.
+
+    S members with independent initialisations and data streams: jax.vmap over the state and
+    the key of the real compiled epoch (`training.make_train_epoch`), jitted as one program.
+    """
+    jm = JaxModel.build(arch, bench.spec, steps)
+    flops = jm.step_flops(jm.init_state(jax.random.key(0)))
+    members = jax.jit(jax.vmap(jm.train_epoch(steps), in_axes=(0, None, None, 0)), donate_argnums=0)
+    results = {}
+    for size in sizes:
+        states = jax.jit(jax.vmap(jm.make_state))(jax.random.split(jax.random.key(0), size))
+        root = jax.random.key(size)
+        results[size], _, _ = time_compiled(
+            members,
+            states,
+            bench.train,
+            lambda c, root=root, size=size: jax.random.split(jax.random.fold_in(root, c), size),
+            repeats,
+        )
+    return results, flops
+
+
+def jax_matmul_gflops(size: int, repeats: int) -> float:
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    return timing.best_matmul_gflops(lambda: dot(a, b).block_until_ready(), size, repeats)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def percent(gflops: float | None, peak: float | None) -> float | None:
+    return None if gflops is None or not peak else 100 * gflops / peak
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+@dataclasses.dataclass
+class Run:
+    """What the tables are built from, filled in benchmark by benchmark."""
+
+    args: argparse.Namespace
+    bench: BenchData
+    torch_threads: int | None
+    peak_gflops: float | None = None
+    tables: list[report.Table] = dataclasses.field(default_factory=list)
+    raw: list[str] = dataclasses.field(default_factory=list)
+    targets: dict[str, float | None] = dataclasses.field(default_factory=dict)
+
+    def log(self, label: str, measured: Measured) -> None:
+        first = "" if measured.first_call_s is None else f", first call {measured.first_call_s:.3f}"
+        line = f"{label}: warm-up {measured.warmup_s:.3f}{first}; repeats " + ", ".join(
+            f"{t:.4f}" for t in measured.repeat_s
+        )
+        self.raw.append(line)
+        print(line, flush=True)
+
+    def steps_for(self, arch: Architecture) -> int:
+        return self.args.steps or arch.default_steps
+
+
+def run_peak(run: Run) -> None:
+    size, repeats = run.args.peak_size, max(run.args.repeats, 3)
+    table = report.Table(
+        f"Matmul peak (float32 {size}×{size}, best of {repeats} after a warm-up)",
+        ["framework", "GFLOP/s"],
+    )
+    rates = {"jnp.dot (jit)": jax_matmul_gflops(size, repeats)}
+    if run.torch_threads is not None:
+        from benchmarks import torch_reference
+
+        rates["torch.mm"] = torch_reference.matmul_gflops(size, repeats)
+    for name, rate in rates.items():
+        table.add(name, rate)
+    run.peak_gflops = max(rates.values())
+    table.notes.append(f"peak used for every '% of peak': {report.fmt(run.peak_gflops)} GFLOP/s")
+    run.tables.append(table)
+
+
+def run_training(run: Run) -> None:
+    args = run.args
+    throughput = report.Table(
+        TRAIN_TABLE,
+        ["model", "batch", "steps", "JAX steps/s", "PyTorch steps/s", "JAX/PyTorch",
+         "JAX examples/s", "PyTorch examples/s", "JAX % of peak", "PyTorch % of peak"],
+    )  # fmt: skip
+    flops_table = report.Table(
+        "Training FLOPs",
+        ["model", "params JAX", "params PyTorch", "GFLOP/step XLA", "GFLOP/step analytic",
+         "XLA/analytic", "FLOPs used", "JAX GFLOP/s", "PyTorch GFLOP/s"],
+    )  # fmt: skip
+    warmup = report.Table(
+        "Warm-up and compilation (excluded from the timings) and final losses",
+        ["model", "JAX lower+compile s", "JAX first call s",
+         f"PyTorch {args.torch_warmup_steps} warm-up steps s",
+         "JAX loss (last repeat)", "PyTorch loss (last repeat)"],
+    )  # fmt: skip
+    for name in args.model_list:
+        arch = ARCHITECTURES[name]
+        steps = run.steps_for(arch)
+        jax_result = bench_jax_training(arch, run.bench, steps, args.repeats)
+        run.log(f"{name} JAX ({steps} steps)", jax_result.measured)
+        torch_result = None
+        if run.torch_threads is not None:
+            torch_result = bench_torch_training(
+                arch, run.bench, steps, args.repeats, args.torch_warmup_steps
+            )
+            run.log(f"{name} PyTorch ({steps} steps)", torch_result.measured)
+        analytic = float(arch.train_flops_per_step())
+        flops, source = chosen_flops(jax_result.xla_flops_per_step, analytic)
+        jax_gflops = jax_result.steps_per_s * flops / 1e9
+        torch_steps = torch_result.steps_per_s if torch_result else None
+        torch_gflops = None if torch_steps is None else torch_steps * flops / 1e9
+        speedup = ratio(jax_result.steps_per_s, torch_steps)
+        batch = arch.batch_size
+        throughput.add(
+            arch.title, batch, steps, jax_result.steps_per_s, torch_steps, speedup,
+            jax_result.steps_per_s * batch, None if torch_steps is None else torch_steps * batch,
+            percent(jax_gflops, run.peak_gflops), percent(torch_gflops, run.peak_gflops),
+        )  # fmt: skip
+        xla = jax_result.xla_flops_per_step
+        flops_table.add(
+            arch.title, jax_result.num_params, torch_result.num_params if torch_result else None,
+            None if xla is None else xla / 1e9, analytic / 1e9, ratio(xla, analytic), source,
+            jax_gflops, torch_gflops,
+        )  # fmt: skip
+        warmup.add(
+            arch.title, jax_result.measured.warmup_s, jax_result.measured.first_call_s,
+            torch_result.measured.warmup_s if torch_result else None,
+            jax_result.loss, torch_result.loss if torch_result else None,
+        )  # fmt: skip
+        if name == "iwae":
+            run.targets["JAX/PyTorch on the IWAE-paper VAE ≥ 3×"] = speedup
+        if name == "mlp":
+            run.targets["JAX/PyTorch on the MLP VAE ≥ 1.3×"] = speedup
+            run.targets["JAX % of peak, MLP VAE batch 128 ≥ 60 %"] = percent(
+                jax_gflops, run.peak_gflops
+            )
+    throughput.notes += [
+        f"median of {args.repeats} repeats; each repeat runs `steps` optimizer steps; "
+        "examples/s = steps/s × batch",
+        "JAX: one call of the compiled `training.make_train_epoch` per repeat (on-device "
+        "shuffling, dynamic binarization, Adam, all steps in one lax.scan); PyTorch: "
+        "benchmarks/torch_reference.py, one Python iteration per step",
+        "% of peak: GFLOP/s (FLOPs per step from the 'FLOPs used' column of 'Training FLOPs') "
+        "over the matmul peak",
+    ]
+    flops_table.notes += [
+        "XLA: `compiled.cost_analysis()['flops']` of `jax.jit(model.train_step)` on one minibatch "
+        "(the scanned epoch's cost analysis counts its loop body once, not per step)",
+        "analytic: 3 × 2 × Σ(dense and conv multiply-accumulates) × batch "
+        "(benchmarks/architectures.py); it counts the first layer's input gradient, "
+        "which is never computed, and no elementwise work",
+        f"FLOPs used: XLA's count where within {FLOPS_TOLERANCE:.0%} of the analytic one, else "
+        "the analytic one",
+    ]
+    run.tables += [throughput, flops_table, warmup]
+
+
+def run_importance_sampling(run: Run) -> None:
+    args = run.args
+    arch = ARCHITECTURES[args.is_model]
+    result = bench_importance_sampling(
+        arch, run.bench, args.is_examples, args.is_samples, args.is_repeats
+    )
+    run.log(f"is_eval {arch.name} (seconds minus compile)", result.measured)
+    analytic = arch.importance_sample_flops(result.num_samples)
+    flops, source = chosen_flops(result.xla_flops_per_pair, analytic)
+    gflops = result.pairs_per_s * flops / 1e9
+    table = report.Table(
+        "Importance-sampled evaluation",
+        ["model", "examples", "samples k", "seconds", "compile-related s per call",
+         "examples·samples/s", "FLOP/(example·sample) XLA", "analytic", "FLOPs used",
+         "GFLOP/s", "% of peak"],
+    )  # fmt: skip
+    table.add(
+        arch.title, result.num_examples, result.num_samples, result.measured.median_s,
+        statistics.median(result.compile_s), result.pairs_per_s, result.xla_flops_per_pair,
+        analytic, source, gflops, percent(gflops, run.peak_gflops),
+    )  # fmt: skip
+    table.notes += [
+        f"the first {result.num_examples:,} of {run.bench.test.size:,} test images (--is_examples)",
+        "`evaluation.importance_sampled_log_likelihood` with `evaluation.Options`' sample_chunk="
+        f"{result.chunk} and example_batch={result.example_batch}, untrained parameters "
+        f"(speed does not depend on them); median of {args.is_repeats} calls after a first call "
+        f"(first call {result.measured.first_call_s:.2f} s, compile-related "
+        f"{result.measured.warmup_s:.2f} s)",
+        "seconds = wall time minus the compile-related seconds inside the same call (jax."
+        "monitoring's /jax/core/compile/* duration events: tracing, lowering, XLA compilation); "
+        "the second column shows them, because the estimator compiles again on every call",
+        "XLA FLOPs: cost analysis of jit(model.log_importance_weights) on one block of "
+        f"{result.example_batch} examples × {result.chunk} samples, divided by the pairs",
+    ]
+    run.targets["JAX % of peak, importance-sampled evaluation ≥ 60 %"] = percent(
+        gflops, run.peak_gflops
+    )
+    run.tables.append(table)
+
+
+def run_vmap(run: Run) -> None:
+    args = run.args
+    arch = ARCHITECTURES[args.vmap_model]
+    steps = run.steps_for(arch)
+    results, xla = bench_vmapped_members(arch, run.bench, steps, args.repeats, args.vmap_size_list)
+    flops, _ = chosen_flops(xla, float(arch.train_flops_per_step()))
+    table = report.Table(
+        f"Vmapped seeds: {arch.title}, batch {arch.batch_size}",
+        ["members S", "steps", "seconds", "model-steps/s", "× S=1", "examples/s", "GFLOP/s",
+         "% of peak", "lower+compile s"],
+    )  # fmt: skip
+    base = None
+    for size, measured in results.items():
+        run.log(f"vmap {arch.name} S={size} ({steps} steps)", measured)
+        model_steps = size * steps / measured.median_s
+        base = base or model_steps
+        gflops = model_steps * flops / 1e9
+        table.add(
+            size, steps, measured.median_s, model_steps, model_steps / base,
+            model_steps * arch.batch_size, gflops, percent(gflops, run.peak_gflops),
+            measured.warmup_s,
+        )  # fmt: skip
+    table.notes += [
+        "one program: jax.jit(jax.vmap(training.make_train_epoch(...), in_axes=(0, None, None, 0)))"
+        " — S members differing only in their seed (initialisation and data stream), over the "
+        "same uint8 training set",
+        f"median of {args.repeats} repeats; × S=1 is model-steps/s over the first row's",
+    ]
+    run.tables.append(table)
+
+
+def targets_table(targets: dict[str, float | None], busy: bool) -> report.Table:
+    """Each target's measured value and whether it is met (not judged on a busy machine)."""
+    table = report.Table("Targets", ["target", "measured", "met"])
+    for name, value in targets.items():
+        threshold = float(name.split("≥")[1].strip(" ×%"))
+        if value is None or busy:
+            met = "not judged (busy machine)" if busy else None
+        else:
+            met = "yes" if value >= threshold else "no"
+        table.add(name, value, met)
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    """Runs the selected benchmarks; prints (and with --markdown_out writes) the record."""
+    args = parse_args(argv)
+    started = datetime.datetime.now().astimezone()
+    load_at_start = os.getloadavg()
+    busy = load_at_start[0] > BUSY_LOAD
+    torch_threads = None
+    torch_note = "skipped (--no_torch)"
+    if not args.no_torch:
+        try:
+            from benchmarks import torch_reference
+        except ImportError as e:
+            torch_note = f"skipped: PyTorch is not importable ({e}); `pip install -e '.[bench]'`"
+        else:
+            torch_threads = torch_reference.use_all_cores()
+            torch_note = f"torch.set_num_threads({torch_threads}) (the core count)"
+    bench = load_data(args.data, args.num_train, args.is_examples)
+    run = Run(args, bench, torch_threads)
+    steps_text = args.steps or ", ".join(
+        f"{a.name} {a.default_steps}" for a in ARCHITECTURES.values()
+    )
+    runners = {
+        "peak": run_peak,
+        "train": run_training,
+        "is_eval": run_importance_sampling,
+        "vmap": run_vmap,
+    }
+    for name in args.benchmark_list:
+        runners[name](run)
+    if run.targets:
+        run.tables.append(targets_table(run.targets, busy))
+
+    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or []))
+    settings = [
+        f"Data: {bench.description}",
+        f"Steps per timed repeat: {steps_text}; repeats: {args.repeats}",
+        f"Threads: XLA:CPU with its default thread pool (one thread per core, {os.cpu_count()} "
+        f"cores); PyTorch: {torch_note}",
+        "Load average (1, 5, 15 min) at the start: "
+        + ", ".join(f"{x:.2f}" for x in load_at_start)
+        + (
+            f" — **the machine was busy (1-min load above {BUSY_LOAD}): these timings are not "
+            "representative**"
+            if busy
+            else ""
+        ),
+    ]
+    method = [
+        "Both frameworks run in this one process, one after the other, on the same uint8 data.",
+        "JAX programs are compiled ahead of time (`.lower().compile()`) and called once before "
+        "timing; the state they return is fed to the next call (it is donated). Each timed call "
+        "ends with `jax.block_until_ready`. PyTorch on CPU is synchronous; it runs "
+        f"{args.torch_warmup_steps} untimed warm-up steps first.",
+        "Reported: the median over the repeats; raw per-repeat seconds are listed at the end.",
+        "Peak: the best of `jax.jit(jnp.dot)` and `torch.mm` on float32 square matrices.",
+    ]
+    text = report.record(command, started, settings, method, run.tables, run.raw)
+    print(text)
+    if args.markdown_out:
+        os.makedirs(os.path.dirname(args.markdown_out) or ".", exist_ok=True)
+        with open(args.markdown_out, "w") as f:
+            f.write(text)
+    return text
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
