@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from autoencoders.data import DataSpec
-from autoencoders.models import aae, ae, cvae, m2, vae
+from autoencoders.models import aae, ae, cae, cvae, dae, iwae, m2, scae, vae
 from autoencoders.models.base import Model
 
 FAMILIES: dict[str, type[Model]] = {
     "ae": ae.Autoencoder,
     "vae": vae.VAE,
+    "dae": dae.DenoisingAE,
+    "dvae": dae.DenoisingVAE,
+    "cae": cae.ContractiveAE,
+    "scae": scae.StochasticContractiveAE,
+    "iwae": iwae.IWAE,
     "cvae": cvae.ConditionalVAE,
     "m2": m2.M2,
     "aae": aae.AdversarialAE,

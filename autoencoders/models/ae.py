@@ -13,5 +13,5 @@ class Autoencoder(base.Model):
     def terms(self, params, batch, rng):
         del rng  # deterministic
         x = batch["x"]
-        nll, sq_err = self.recon_terms(params, self.encode(params, x), x)
+        nll, sq_err = self.recon_terms(params, self.encode(params, self.encoder_input(batch)), x)
         return {"loss": nll, self.recon_name: nll, "sq_err": sq_err}

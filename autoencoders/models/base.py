@@ -7,7 +7,8 @@ training objective. From that the base class derives the pure objective
 A family with a multi-phase update (e.g. the adversarial AE) overrides `init_state`/`train_step`.
 
 Batches are dicts: `x` float images (B, H, W, C) in [0, 1] as the likelihood expects them, `y` int
-labels (B,) (−1 when unknown).
+labels (B,) (−1 when unknown), and optionally `x_in`, what the encoder sees when it differs from the
+target `x` (a denoising family's corrupted input; see `encoder_input`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,18 @@ class Model:
         """Family-specific config checks; called before data loads or anything compiles."""
         if config.model.latent_dim <= 0:
             raise ValueError(f"config.model.latent_dim={config.model.latent_dim}: must be > 0.")
+
+    @staticmethod
+    def require_model_fields(config, *fields: str) -> None:
+        """A clear error when a family's own `config.model` fields are absent (a generic config)."""
+        missing = [f for f in fields if f not in config.model]
+        if missing:
+            family = config.model.family
+            raise ValueError(
+                f"config.model is missing {', '.join(missing)}: family {family!r} needs "
+                f"{', '.join(f'config.model.{f}' for f in fields)}; start from "
+                f"configs/{family}.py, which sets them."
+            )
 
     @property
     def encoder_out_dim(self) -> int:
@@ -91,6 +104,11 @@ class Model:
     def condition(self, batch: Batch) -> Array | None:
         """What the encoder and decoder are conditioned on: nothing, or a one-hot label (CVAE)."""
         return None
+
+    @staticmethod
+    def encoder_input(batch: Batch) -> Array:
+        """The encoder's input: `x_in` where a family corrupts it (denoising), else `x` itself."""
+        return batch.get("x_in", batch["x"])
 
     def reconstruct(self, params: Params, x: Array) -> Array:
         return self.decode_mean(params, self.encode(params, x))

@@ -37,7 +37,7 @@ class VAE(base.Model):
 
     def terms(self, params, batch, rng):
         x, cond = batch["x"], self.condition(batch)
-        mean, log_var = self.posterior(params, x, cond)
+        mean, log_var = self.posterior(params, self.encoder_input(batch), cond)
         z = priors.reparameterize(rng, mean, log_var)
         nll, sq_err = self.recon_terms(params, z, x, cond)
         kl = priors.kl_diag_gaussian_to_standard_normal(mean, log_var)

@@ -1,0 +1,62 @@
+"""Importance weighted autoencoder (Burda et al. 2016), and the VAE trained with K samples.
+
+Both draw K posterior samples z_k ~ q(z|x) per example and use the log-weights
+log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x) (`VAE.log_importance_weights`, shape (K, B));
+K is `config.model.num_samples` and `config.model.objective` picks the loss:
+
+- `iwae`: −L_K = −(logsumexp_k log w_k − log K) (`bounds.importance_weighted_bound`), a bound
+  that tightens as K grows;
+- `vae`: −(1/K) Σ_k log w_k (`bounds.mean_elbo`), the ELBO estimated with K samples: a
+  lower-variance gradient for the same, looser bound (the "VAE" column of Burda et al.'s Table 1).
+
+With K = 1 both are the one-sample ELBO (with a Monte Carlo KL).
+
+Metrics, nats per image: `neg_iwae_bound` (−L_K at the training K, whatever the objective), and the
+`vae` family's terms — `neg_elbo` (analytic KL), `recon_nll`, `kl`, `sq_err` — from one further
+posterior sample, so they mean the same as in the `vae` family. A Bernoulli likelihood on grey
+levels renames them as that family does (`iwae_xent`, `xent_plus_kl`, `recon_xent`).
+"""
+
+from __future__ import annotations
+
+import jax
+
+from autoencoders import bounds
+from autoencoders.models import base, vae
+
+OBJECTIVES = ("iwae", "vae")
+
+
+class IWAE(vae.VAE):
+    """`iwae`: K-sample training of a VAE, by the importance-weighted bound or the mean ELBO."""
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        cls.require_model_fields(config, "objective", "num_samples")
+        if config.model.objective not in OBJECTIVES:
+            raise ValueError(
+                f"config.model.objective={config.model.objective!r}: must be one of "
+                f"{', '.join(OBJECTIVES)}."
+            )
+        if config.model.num_samples < 1:
+            raise ValueError(f"config.model.num_samples={config.model.num_samples}: must be >= 1.")
+        if config.model.beta != 1:
+            raise ValueError(
+                f"config.model.beta={config.model.beta}: the iwae family trains unweighted bounds, "
+                "so beta must be 1 (use family 'vae' for a β-VAE)."
+            )
+
+    @property
+    def iw_bound_name(self) -> str:
+        return "neg_iwae_bound" if self.units.is_log_likelihood else "iwae_xent"
+
+    def terms(self, params, batch: base.Batch, rng: jax.Array) -> dict[str, jax.Array]:
+        weights_rng, elbo_rng = jax.random.split(rng)
+        model_cfg = self.config.model
+        log_w = self.log_importance_weights(params, batch, weights_rng, model_cfg.num_samples)
+        iw_bound = bounds.importance_weighted_bound(log_w)
+        objective = iw_bound if model_cfg.objective == "iwae" else bounds.mean_elbo(log_w)
+        # The vae family's one-sample terms: one decoder pass besides the K above.
+        one_sample = super().terms(params, batch, elbo_rng)
+        return {**one_sample, "loss": -objective, self.iw_bound_name: -iw_bound}
