@@ -69,6 +69,12 @@ def learning_rate_schedule(opt_cfg, steps_per_epoch: int, num_epochs: int) -> op
 def make(opt_cfg, steps_per_epoch: int, num_epochs: int) -> optax.GradientTransformation:
     """The optimizer of `config.optimizer`; its learning rate is logged and injectable."""
     check_config(opt_cfg)
+    return build(opt_cfg, steps_per_epoch, num_epochs)
+
+
+def build(opt_cfg, steps_per_epoch: int, num_epochs: int) -> optax.GradientTransformation:
+    """`make` without the checks: for a config holding traced hyper-parameters (vmapped training
+    members, each checked beforehand), whose values Python cannot compare."""
     schedule = learning_rate_schedule(opt_cfg, steps_per_epoch, num_epochs)
     kwargs = {"eps": opt_cfg.eps} if opt_cfg.name in ("adam", "adamw") else {}
     if opt_cfg.name in ("adam", "adamw"):

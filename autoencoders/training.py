@@ -4,10 +4,15 @@
 `lax.scan`s over minibatches, so Python runs once per epoch, not once per step. Randomness comes
 from one root key (`config.seed`): epoch e uses fold_in(root, e), so a run resumed from the
 checkpoint of epoch e replays exactly the epochs an uninterrupted run would have.
+
+`config.vmap` (seeds, float hyper-parameters) trains several members as one vmapped program, each
+writing what its own run would write into workdir/members/<name>/ (see "Vectorised members").
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import os
@@ -21,7 +26,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from autoencoders import data, likelihoods, metrics, models, networks, optim
+from autoencoders import data, likelihoods, metrics, models, networks, optim, sweeps
 
 Array = jax.Array
 
@@ -31,6 +36,8 @@ _INIT, _TRAIN, _EVAL = 0, 1, 2
 
 def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
     """Every config check that can run before data is loaded or anything compiles."""
+    for member in sweeps.vmap_members(config.get("vmap")):
+        check_config(member_config(config, member))  # each member is a valid run on its own
     for field in ("batch_size", "num_epochs", "eval_every", "eval_batch_size"):
         if config.train[field] <= 0:
             raise ValueError(f"config.train.{field}={config.train[field]}: must be > 0.")
@@ -54,7 +61,14 @@ def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
 def make_train_epoch(
     model: models.Model, config, steps_per_epoch: int, labelled: np.ndarray | None = None
 ) -> Callable:
-    """jit(state, images, labels, key) -> (state, epoch-mean metrics), donating the state.
+    """jit(state, images, labels, key) -> (state, epoch-mean metrics), donating the state."""
+    return jax.jit(train_epoch_fn(model, config, steps_per_epoch, labelled), donate_argnums=0)
+
+
+def train_epoch_fn(
+    model: models.Model, config, steps_per_epoch: int, labelled: np.ndarray | None = None
+) -> Callable:
+    """(state, images, labels, key) -> (state, epoch-mean metrics), not yet jitted.
 
     Semi-supervised families (`model.labelled_batch_size > 0`) also pass `labelled`, the indices
     of the training examples whose labels are kept (`data.labelled_subset`): each step then adds
@@ -100,11 +114,16 @@ def make_train_epoch(
         # Mean over all minibatches of the epoch (equal sizes), not the last one.
         return state, jax.tree.map(jnp.mean, step_metrics)
 
-    return jax.jit(train_epoch, donate_argnums=0)
+    return train_epoch
 
 
 def make_evaluate(model: models.Model, config) -> Callable:
-    """jit(params, images, labels, key) -> per-example means of `model.eval_terms` over a split.
+    """jit(params, images, labels, key) -> per-example means of `model.eval_terms` over a split."""
+    return jax.jit(evaluate_fn(model, config))
+
+
+def evaluate_fn(model: models.Model, config) -> Callable:
+    """(params, images, labels, key) -> per-example means of `model.eval_terms`, not yet jitted.
 
     The split is padded to whole batches and padded rows are masked out, so every example counts
     once. The noise key is fixed by the caller, so the result is the same at every evaluation.
@@ -144,7 +163,7 @@ def make_evaluate(model: models.Model, config) -> Callable:
         totals, _ = jax.lax.scan(body, zeros, jnp.arange(num_batches))
         return {k: v / n for k, v in totals.items()}
 
-    return jax.jit(evaluate)
+    return evaluate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,9 +214,11 @@ def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
     )
 
 
-def restore_latest(manager: ocp.CheckpointManager, state: optim.TrainState):
-    """(state, epoch) from the latest checkpoint, or (state, 0) if there is none."""
-    epoch = manager.latest_step()
+def restore_latest(
+    manager: ocp.CheckpointManager, state: optim.TrainState, epoch: int | None = None
+):
+    """(state, epoch) from the latest checkpoint (or `epoch`'s), or (state, 0) if there is none."""
+    epoch = manager.latest_step() if epoch is None else epoch or None
     if epoch is None:
         return state, 0
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
@@ -243,6 +264,84 @@ def restore_params(workdir: str, epoch: int | None = None):
 
 
 # ---------------------------------------------------------------------------------------------
+# Vectorised members: config.vmap trains several settings as one vmapped, compiled program
+# ---------------------------------------------------------------------------------------------
+#
+# config.vmap = {'seed': (0, 1, 2, 3), 'beta': (0.5, 1.0)} trains every combination
+# (`sweeps.vmap_members`) together: one jit-compiled epoch, vmapped over (state, key,
+# hyper-parameters). A key is `seed`, or a float field named by its last component (`beta` is
+# model.beta, `learning_rate` optimizer.learning_rate), or by its path with `__` for `.`. A seed
+# gives a member its own root key; a float field reaches the model and the optimizer as a traced
+# value: inside the traced function they are rebuilt (at trace time, once) from a copy of the config
+# that holds the tracer. Each member writes what a separate run with its settings writes into
+# <workdir>/members/<name>/ (config.json without vmap, metrics.jsonl, checkpoints), and equals that
+# run up to float round-off. Shape-changing settings (latent size, widths) and fields used as Python
+# numbers (e.g. a weight decay of 0 that drops a transform) stay outer sweep axes.
+
+
+def vmap_fields(config) -> dict[str, str]:
+    """config.vmap's keys -> the config fields they set; errors for anything not vmappable."""
+    flat = {k: v for k, v in _flatten(config.to_dict()).items() if not k.startswith("vmap.")}
+    fields = {}
+    for key in (config.get("vmap") or {}).keys():  # noqa: SIM118 - a ConfigDict
+        if key == "seed":
+            fields[key] = key
+            continue
+        if "__" in key:
+            matches = [key.replace("__", ".")] if key.replace("__", ".") in flat else []
+        else:
+            matches = [f for f in flat if f.rsplit(".", 1)[-1] == key]
+        if len(matches) != 1:
+            raise ValueError(
+                f"config.vmap key {key!r} matches {matches or 'no field'}: name a float field by "
+                "its last component (beta, learning_rate) or its path with '__' (model__beta)."
+            )
+        if not isinstance(flat[matches[0]], float):
+            raise ValueError(
+                f"config.vmap key {key!r}: config.{matches[0]} is not a float. Only seeds and "
+                "float hyper-parameters are vmapped; make other settings outer sweep axes."
+            )
+        fields[key] = matches[0]
+    return fields
+
+
+def _set_field(config, path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = config
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+
+
+def member_config(config, member: dict[str, Any]) -> ml_collections.ConfigDict:
+    """One vmapped member's config: exactly what a separate run with its settings would use."""
+    fields = vmap_fields(config)
+    member_cfg = copy.deepcopy(config)
+    with member_cfg.unlocked():
+        member_cfg.vmap = ml_collections.ConfigDict()
+        for key, value in member.items():
+            _set_field(member_cfg, fields[key], int(value) if key == "seed" else float(value))
+    return member_cfg
+
+
+def _traced_config(config, fields: dict[str, str], hparams: dict[str, Array]):
+    """A copy of `config` holding traced hyper-parameters; built inside jit/vmap only."""
+    traced = copy.deepcopy(config)
+    with traced.unlocked(), traced.ignore_type():
+        for key, value in hparams.items():
+            _set_field(traced, fields[key], value)
+    return traced
+
+
+def _unstack(tree: Any, n: int) -> list[Any]:
+    return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(n)]
+
+
+def _stack(trees: list[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+# ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------
 
@@ -265,53 +364,48 @@ def train_and_evaluate(
     """Trains `config` in `workdir`, resuming from its latest checkpoint; returns final metrics.
 
     Metrics are per-example means (nats per image for likelihood terms); the final dict holds
-    `train/<name>` and `<eval split>/<name>` entries.
+    `train/<name>` and `<eval split>/<name>` entries (`<member>/...` for vmapped members).
     """
     check_config(config)
     os.makedirs(workdir, exist_ok=True)
     write_or_check_config(config, workdir, allow_config_change)
+    members = sweeps.vmap_members(config.get("vmap"))
+    for member in members:
+        member_dir = sweeps.member_workdir(workdir, member)
+        os.makedirs(member_dir, exist_ok=True)
+        write_or_check_config(member_config(config, member), member_dir, allow_config_change)
     file_log = logging.FileHandler(os.path.join(workdir, "log.txt"))
     file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     file_log.addFilter(QuietLibraries())
     logging.getLogger().addHandler(file_log)
     try:
-        return _run(config, workdir)
+        return _run_vmapped(config, workdir, members) if members else _run(config, workdir)
     finally:
         logging.getLogger().removeHandler(file_log)
         file_log.close()
 
 
-def _run(config, workdir: str) -> dict[str, float]:
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """What every run builds before training: data on device, the model, sizes."""
+
+    model: models.Model
+    train: data.Split
+    eval_split: data.Split
+    steps_per_epoch: int
+    example: dict[str, Array]
+    labelled: np.ndarray | None
+
+
+def _setup(config) -> _Setup:
     dataset = data.load(config.data)
     model = models.make(config, dataset.spec)
-    train, eval_split = dataset.train, dataset.eval_split(config.data.eval_split)
-    batch_size, num_epochs = config.train.batch_size, config.train.num_epochs
+    train = dataset.train
+    batch_size = config.train.batch_size
     if batch_size > train.size:
         raise ValueError(
             f"config.train.batch_size={batch_size} exceeds the {train.size} training examples."
         )
-    steps_per_epoch = train.size // batch_size
-
-    root = jax.random.key(config.seed)
-    tx = optim.make(config.optimizer, steps_per_epoch, num_epochs)
-    example = {
-        "x": jnp.zeros((batch_size, *dataset.spec.shape)),
-        "y": jnp.zeros((batch_size,), jnp.int32),
-    }
-    state = model.init_state(jax.random.fold_in(root, _INIT), example, tx)
-    manager = checkpoint_manager(workdir, config)
-    state, start_epoch = restore_latest(manager, state)
-    last_saved = start_epoch
-
-    log = metrics.MetricsLog(workdir)
-    log.event(
-        "start",
-        resumed_from_epoch=start_epoch,
-        units={"recon": model.units.description, "sq_err": "squared error per image, summed"},
-        num_params=int(sum(p.size for p in jax.tree.leaves(state.params))),
-    )
-    if start_epoch:
-        logging.info("Resumed from the checkpoint of epoch %d.", start_epoch)
     labelled = None
     if model.labelled_batch_size:
         labelled = data.labelled_subset(
@@ -320,54 +414,222 @@ def _run(config, workdir: str) -> dict[str, float]:
             dataset.spec.num_classes,
             config.data.split_seed,
         )
-    train_epoch = make_train_epoch(model, config, steps_per_epoch, labelled)
-    evaluate = make_evaluate(model, config)
-    train_key, eval_key = jax.random.fold_in(root, _TRAIN), jax.random.fold_in(root, _EVAL)
-    final: dict[str, float] = {}
+    return _Setup(
+        model=model,
+        train=train,
+        eval_split=dataset.eval_split(config.data.eval_split),
+        steps_per_epoch=train.size // batch_size,
+        example={
+            "x": jnp.zeros((batch_size, *dataset.spec.shape)),
+            "y": jnp.zeros((batch_size,), jnp.int32),
+        },
+        labelled=labelled,
+    )
+
+
+@dataclasses.dataclass
+class _Output:
+    """Where one trained model's results go: the run's workdir, or a vmapped member's."""
+
+    name: str  # the member's name; '' for a plain run
+    manager: ocp.CheckpointManager
+    log: metrics.MetricsLog
+
+    @classmethod
+    def open(cls, workdir: str, config, name: str = "") -> _Output:
+        return cls(name, checkpoint_manager(workdir, config), metrics.MetricsLog(workdir))
+
+    def close(self) -> None:
+        try:
+            self.manager.wait_until_finished()
+            self.manager.close()
+        finally:
+            self.log.close()
+
+
+def _run(config, workdir: str) -> dict[str, float]:
+    setup = _setup(config)
+    root = jax.random.key(config.seed)
+    tx = optim.make(config.optimizer, setup.steps_per_epoch, config.train.num_epochs)
+    state = setup.model.init_state(jax.random.fold_in(root, _INIT), setup.example, tx)
+    output = _Output.open(workdir, config)
     try:
-        for epoch in range(start_epoch + 1, num_epochs + 1):
-            start = time.perf_counter()
-            state, train_metrics = train_epoch(
-                state, train.images, train.labels, jax.random.fold_in(train_key, epoch)
+        state, start_epoch = restore_latest(output.manager, state)
+        train_epoch = make_train_epoch(setup.model, config, setup.steps_per_epoch, setup.labelled)
+        evaluate = make_evaluate(setup.model, config)
+        train_key, eval_key = jax.random.fold_in(root, _TRAIN), jax.random.fold_in(root, _EVAL)
+        images, labels = setup.train.images, setup.train.labels
+        return _loop(
+            config,
+            setup,
+            state,
+            start_epoch,
+            [output],
+            train_epoch=lambda state, epoch: train_epoch(
+                state, images, labels, jax.random.fold_in(train_key, epoch)
+            ),
+            evaluate=lambda params: evaluate(
+                params, setup.eval_split.images, setup.eval_split.labels, eval_key
+            ),
+            unstack=lambda tree: [tree],
+        )
+    finally:
+        output.close()
+
+
+def _run_vmapped(config, workdir: str, members: list[dict[str, Any]]) -> dict[str, float]:
+    setup = _setup(config)
+    num_epochs, steps_per_epoch, n = config.train.num_epochs, setup.steps_per_epoch, len(members)
+    fields = vmap_fields(config)
+    hparams = {
+        k: jnp.asarray([float(m[k]) for m in members], jnp.float32) for k in fields if k != "seed"
+    }
+    roots = jnp.stack([jax.random.key(int(m.get("seed", config.seed))) for m in members])
+    tx = optim.make(config.optimizer, steps_per_epoch, num_epochs)  # static part of the state
+
+    def build(hp):
+        traced = _traced_config(config, fields, hp)
+        return (
+            traced,
+            models.make(traced, setup.model.spec),
+            optim.build(traced.optimizer, steps_per_epoch, num_epochs),
+        )
+
+    def init(root, hp):
+        _, model, member_tx = build(hp)
+        state = model.init_state(jax.random.fold_in(root, _INIT), setup.example, member_tx)
+        return state.replace(tx=tx)
+
+    def train_epoch(state, images, labels, key, hp):
+        traced, model, member_tx = build(hp)
+        epoch_fn = train_epoch_fn(model, traced, steps_per_epoch, setup.labelled)
+        state, epoch_metrics = epoch_fn(state.replace(tx=member_tx), images, labels, key)
+        return state.replace(tx=tx), epoch_metrics
+
+    def evaluate(params, images, labels, key, hp):
+        traced, model, _ = build(hp)
+        return evaluate_fn(model, traced)(params, images, labels, key)
+
+    members_axis = (0, None, None, 0, 0)  # state/params, images, labels, key, hyper-parameters
+    train_all = jax.jit(jax.vmap(train_epoch, in_axes=members_axis), donate_argnums=0)
+    evaluate_all = jax.jit(jax.vmap(evaluate, in_axes=members_axis))
+    outputs = []
+    try:
+        state = jax.jit(jax.vmap(init))(roots, hparams)
+        for member in members:
+            member_dir = sweeps.member_workdir(workdir, member)
+            outputs.append(_Output.open(member_dir, config, sweeps.run_name(member)))
+        # Members resume together, from the last epoch all of them saved.
+        saved = set.intersection(*(set(o.manager.all_steps()) for o in outputs))
+        start_epoch = max(saved, default=0)
+        if start_epoch:
+            state = _stack(
+                [
+                    restore_latest(o.manager, member_state, start_epoch)[0]
+                    for o, member_state in zip(outputs, _unstack(state, n), strict=True)
+                ]
             )
-            train_metrics = {k: float(v) for k, v in jax.device_get(train_metrics).items()}
-            seconds = time.perf_counter() - start
-            bad = [k for k, v in train_metrics.items() if not np.isfinite(v)]
+        train_keys = jax.vmap(lambda r: jax.random.fold_in(r, _TRAIN))(roots)
+        eval_keys = jax.vmap(lambda r: jax.random.fold_in(r, _EVAL))(roots)
+        images, labels = setup.train.images, setup.train.labels
+        return _loop(
+            config,
+            setup,
+            state,
+            start_epoch,
+            outputs,
+            train_epoch=lambda state, epoch: train_all(
+                state,
+                images,
+                labels,
+                jax.vmap(lambda k: jax.random.fold_in(k, epoch))(train_keys),
+                hparams,
+            ),
+            evaluate=lambda params: evaluate_all(
+                params, setup.eval_split.images, setup.eval_split.labels, eval_keys, hparams
+            ),
+            unstack=lambda tree: _unstack(tree, n),
+        )
+    except jax.errors.ConcretizationTypeError as e:
+        # Raised while tracing: some code reads a vmapped field as a Python number.
+        raise ValueError(
+            f"config.vmap={dict(config.vmap)}: a vmapped field is used as a Python number (in an "
+            "`if` or a shape), so it cannot be a traced value; make it an outer sweep axis."
+        ) from e
+    finally:
+        for o in outputs:
+            o.close()
+
+
+def _loop(
+    config,
+    setup: _Setup,
+    state: optim.TrainState,
+    start_epoch: int,
+    outputs: list[_Output],
+    *,
+    train_epoch: Callable,
+    evaluate: Callable,
+    unstack: Callable[[Any], list[Any]],
+) -> dict[str, float]:
+    """The epochs of a run, or of vmapped members at once (`unstack` splits the member axis)."""
+    model, num_epochs, split = setup.model, config.train.num_epochs, config.data.eval_split
+    for o, member_state in zip(outputs, unstack(state), strict=True):
+        o.log.event(
+            "start",
+            resumed_from_epoch=start_epoch,
+            units={"recon": model.units.description, "sq_err": "squared error per image, summed"},
+            num_params=int(sum(p.size for p in jax.tree.leaves(member_state.params))),
+        )
+    if start_epoch:
+        logging.info("Resumed from the checkpoint of epoch %d.", start_epoch)
+    last_saved = start_epoch
+    examples = setup.steps_per_epoch * config.train.batch_size
+    final: dict[str, float] = {}
+    for epoch in range(start_epoch + 1, num_epochs + 1):
+        start = time.perf_counter()
+        state, train_metrics = train_epoch(state, epoch)
+        per_member = [
+            {k: float(v) for k, v in m.items()} for m in unstack(jax.device_get(train_metrics))
+        ]
+        seconds = time.perf_counter() - start
+        for o, values in zip(outputs, per_member, strict=True):
+            bad = [k for k, v in values.items() if not np.isfinite(v)]
             if bad:
                 raise FloatingPointError(
-                    f"Non-finite training metrics at epoch {epoch}: "
-                    f"{', '.join(f'{k}={train_metrics[k]}' for k in bad)}. This epoch's parameters "
+                    f"Non-finite training metrics at epoch {epoch}"
+                    f"{f' of member {o.name}' if o.name else ''}: "
+                    f"{', '.join(f'{k}={values[k]}' for k in bad)}. This epoch's parameters "
                     f"were discarded; the last good checkpoint (epoch {last_saved}) is kept in "
-                    f"{manager.directory}. Try a smaller config.optimizer.learning_rate or set "
+                    f"{o.manager.directory}. Try a smaller config.optimizer.learning_rate or set "
                     "config.optimizer.grad_clip_norm."
                 )
-            train_metrics["examples_per_sec"] = steps_per_epoch * batch_size / seconds
-            lr = optim.current_learning_rate(state.opt_state)
-            if lr is not None:
-                train_metrics["learning_rate"] = float(lr)
-            step = int(state.step)
-            log.write(step=step, epoch=epoch, split="train", values=train_metrics)
-            final = {f"train/{k}": v for k, v in train_metrics.items()}
-            line = f"epoch {epoch}/{num_epochs}  train: {_format(train_metrics, ['loss'])}"
-
-            if epoch % config.train.eval_every == 0 or epoch == num_epochs:
-                eval_metrics = evaluate(
-                    state.params, eval_split.images, eval_split.labels, eval_key
-                )
-                eval_metrics = {k: float(v) for k, v in jax.device_get(eval_metrics).items()}
-                log.write(step=step, epoch=epoch, split=config.data.eval_split, values=eval_metrics)
-                final.update({f"{config.data.eval_split}/{k}": v for k, v in eval_metrics.items()})
+        lr = optim.current_learning_rate(state.opt_state)
+        lrs = unstack(jax.device_get(lr)) if lr is not None else [None] * len(outputs)
+        steps = unstack(jax.device_get(state.step))
+        evaluated = epoch % config.train.eval_every == 0 or epoch == num_epochs
+        eval_members = unstack(jax.device_get(evaluate(state.params))) if evaluated else None
+        saving = epoch % config.checkpoint.every_epochs == 0 or epoch == num_epochs
+        member_states = unstack(state) if saving else None
+        for i, (o, values) in enumerate(zip(outputs, per_member, strict=True)):
+            prefix = f"{o.name}/" if o.name else ""
+            values["examples_per_sec"] = examples / seconds
+            if lrs[i] is not None:
+                values["learning_rate"] = float(lrs[i])
+            step = int(steps[i])
+            o.log.write(step=step, epoch=epoch, split="train", values=values)
+            final.update({f"{prefix}train/{k}": v for k, v in values.items()})
+            line = f"epoch {epoch}/{num_epochs}{f' [{o.name}]' if o.name else ''}"
+            line += f"  train: {_format(values, ['loss'])}"
+            if eval_members is not None:
+                eval_metrics = {k: float(v) for k, v in eval_members[i].items()}
+                o.log.write(step=step, epoch=epoch, split=split, values=eval_metrics)
+                final.update({f"{prefix}{split}/{k}": v for k, v in eval_metrics.items()})
                 shown = [model.bound_name, model.recon_name, "kl"]
-                line += f"  {config.data.eval_split}: {_format(eval_metrics, shown)}"
-
-            if epoch % config.checkpoint.every_epochs == 0 or epoch == num_epochs:
-                manager.save(epoch, args=ocp.args.StandardSave(state))
-                last_saved = epoch
-            logging.info(
-                "%s  %.0f examples/s  %.1f s", line, train_metrics["examples_per_sec"], seconds
-            )
-    finally:
-        manager.wait_until_finished()
-        manager.close()
-        log.close()
+                line += f"  {split}: {_format(eval_metrics, shown)}"
+            if member_states is not None:
+                o.manager.save(epoch, args=ocp.args.StandardSave(member_states[i]))
+            logging.info("%s  %.0f examples/s  %.1f s", line, values["examples_per_sec"], seconds)
+        if member_states is not None:
+            last_saved = epoch
     return final

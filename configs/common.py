@@ -60,6 +60,10 @@ def base_config() -> ml_collections.ConfigDict:
     """Every field a run reads, with neutral defaults. Config files change what they need."""
     c = ml_collections.ConfigDict()
     c.seed = 0
+    # Settings trained together as one vmapped program, each combination a member with its own
+    # metrics and checkpoints in workdir/members/ (see autoencoders.training): seeds and float
+    # hyper-parameters, e.g. --config.vmap="{'seed': (0, 1, 2, 3), 'beta': (0.5, 1.0)}".
+    c.vmap = ml_collections.ConfigDict()
 
     c.model = ml_collections.ConfigDict()
     c.model.family = "vae"  # one of autoencoders.models.FAMILIES

@@ -301,35 +301,51 @@ def _lines_by(results: Sequence[Result], x_key: str) -> dict[str, list[Result]]:
     return lines
 
 
+def _numeric(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def _order(value: Any) -> tuple[int, Any]:
+    """Numbers in numeric order, then anything else by its text."""
+    return (0, value) if _numeric([value]) else (1, str(value))
+
+
 def plot_vs(results: Sequence[Result], x_key: str, path: str) -> str:
-    """The evaluation bound (mean ± std over seeds) vs x, one line per other setting."""
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
+    """The evaluation bound (mean ± std over seeds) vs x: one panel and line per other setting.
+
+    Panels, not one shared axis: different likelihoods bound different data (binarized, grey,
+    dequantized), so their numbers share no scale.
+    """
+    lines = _lines_by(results, x_key)
+    fig = Figure(figsize=(4 * len(lines), 3.8))
     split = results[0].config["data"]["eval_split"]
-    for label, members in _lines_by(results, x_key).items():
+    for i, (label, members) in enumerate(lines.items()):
+        ax = fig.add_subplot(1, len(lines), i + 1)
         bound = bound_name([c.split("/", 1)[1] for c in members[0].final if c.startswith(split)])
-        points = {}
+        points: dict[Any, list[float]] = {}
         for r in members:
             points.setdefault(r.setting[x_key], []).append(r.final[f"{split}/{bound}"])
-        xs = sorted(points)
+        xs = sorted(points, key=_order)
         stats = [mean_std(points[x]) for x in xs]
+        positions = xs if _numeric(xs) else list(range(len(xs)))
         ax.errorbar(
-            xs,
+            positions,
             [m for m, _ in stats],
             yerr=[0.0 if math.isnan(s) else s for _, s in stats],
             marker="o",
             capsize=3,
-            label=f"{label or 'all'} ({bound})",
         )
-    ax.set_xscale("log")
-    ticks = sorted({r.setting[x_key] for r in results})
-    ax.set_xticks(ticks, [_text(t) for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel(sweeps.short_key(x_key))
-    ax.set_ylabel(f"{split} bound, nats per image (lower is better)")
-    ax.set_title(f"{split} bound vs {sweeps.short_key(x_key)}; mean ± std over seeds")
-    ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)
+        if _numeric(xs):
+            ax.set_xscale("log")
+            ax.minorticks_off()
+        ax.set_xticks(positions, [_text(x) for x in xs])
+        ax.set_xlabel(sweeps.short_key(x_key))
+        ax.set_ylabel(f"{split} {bound}, nats per image")
+        ax.set_title(label or "all runs", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(
+        f"{split} bound (lower is better) vs {sweeps.short_key(x_key)}; mean ± std over seeds"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
@@ -352,24 +368,19 @@ def plot_curves(results: Sequence[Result], x_key: str, title: str, path: str) ->
     for r in sorted(results, key=lambda r: r.seed):
         by_x.setdefault(r.setting.get(x_key), r)  # the lowest seed of each x
     colors = matplotlib.colormaps["viridis"]
-    for i, (x, r) in enumerate(sorted(by_x.items(), key=lambda item: str(item[0]))):
+    for i, (x, r) in enumerate(sorted(by_x.items(), key=lambda item: _order(item[0]))):
         bound = bound_name(list(r.rows[-1]))
         color = colors(i / max(1, len(by_x) - 1))
         for s, style in ((split, "-"), ("train", "--")):
             examples, values = curve(r, s, bound)
-            ax.plot(
-                examples,
-                values,
-                style,
-                color=color,
-                marker="o",
-                markersize=3,
-                label=f"{sweeps.short_key(x_key)}={_text(x)} {s}",
-            )
+            label = f"{sweeps.short_key(x_key)}={_text(x)}" if s == split else None
+            ax.plot(examples, values, style, color=color, marker="o", markersize=3, label=label)
+    for s, style in ((split, "-"), ("train", "--")):  # legend entries for the two line styles
+        ax.plot([], [], style, color="black", label=s)
     ax.set_xscale("log")
     ax.set_xlabel("training examples seen")
     ax.set_ylabel("bound, nats per image (lower is better)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(f"{title}: {split} and train bound vs training examples seen", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()

@@ -7,17 +7,21 @@ import csv
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
+import jax
+import ml_collections
+import numpy as np
 import pytest
 
-from autoencoders import metrics, sweeps
+from autoencoders import metrics, sweeps, training
 from experiments import report
-from tests.helpers import REPO
+from tests.helpers import REPO, tiny_config
 
 # ---------------------------------------------------------------------------------------------
 # Declaring and expanding
@@ -347,3 +351,100 @@ def test_report_means_and_stds_over_seeds(tmp_path):
     assert mean == 42.0 and std == pytest.approx(2.0**1.5)
     md = report.markdown_table([row], results)
     assert "42.00 ± 2.83" in md and "test/neg_elbo (nats per image)" in md
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectorised members
+# ---------------------------------------------------------------------------------------------
+
+VMAP = {"seed": (0, 1), "learning_rate": (1e-3, 3e-3), "beta": (0.5, 1.0)}
+
+
+def test_vmapped_members_equal_separate_runs_and_report_over_seeds(tmp_path):
+    fixed = {
+        "network.hidden": (16,),
+        "train.num_epochs": 2,
+        "checkpoint.every_epochs": 1,
+        "vmap": VMAP,
+    }
+    plan = _plan(sweeps.point({}), fixed=fixed, sweep_dir=str(tmp_path / "sweep"))
+    (run,) = plan.runs
+    config = sweeps.resolve_config(run.argv)  # through the --config.vmap flag, as a sweep does
+    final = training.train_and_evaluate(config, run.workdir)
+    assert sweeps.status(run) == "finished"
+    members = sweeps.result_dirs(sweeps.config_json(config), run.workdir)
+    assert len(members) == 8 and all(os.path.isdir(d) for d in members)
+
+    for seed, lr, beta in [(1, 3e-3, 0.5), (0, 1e-3, 1.0)]:
+        name = f"beta={beta},learning_rate={lr},seed={seed}"
+        member_dir = os.path.join(run.workdir, "members", name)
+        separate_argv = train_argv_for(
+            [
+                "--config.network.hidden=(16,)",
+                "--config.train.num_epochs=2",
+                "--config.checkpoint.every_epochs=1",
+                f"--config.seed={seed}",
+                f"--config.optimizer.learning_rate={lr}",
+                f"--config.model.beta={beta}",
+            ]
+        )
+        separate = sweeps.resolve_config(separate_argv)
+        with open(os.path.join(member_dir, "config.json")) as f:
+            assert json.load(f) == sweeps.config_json(separate)  # the member is that run
+        separate_final = training.train_and_evaluate(separate, str(tmp_path / name))
+        *_, member_params, _ = training.restore_params(member_dir)
+        *_, separate_params, _ = training.restore_params(str(tmp_path / name))
+        for a, b in zip(
+            jax.tree.leaves(member_params), jax.tree.leaves(separate_params), strict=True
+        ):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+        for key in ("test/neg_elbo", "test/kl", "train/loss", "train/learning_rate"):
+            assert final[f"{name}/{key}"] == pytest.approx(separate_final[key], rel=1e-5), key
+
+    # Killed after epoch 1: the members resume together and end where the whole run ended.
+    cut = tmp_path / "cut"
+    shutil.copytree(run.workdir, cut)
+    for member_dir in sweeps.result_dirs(sweeps.config_json(config), str(cut)):
+        shutil.rmtree(os.path.join(member_dir, "checkpoints", "2"))
+    resumed = training.train_and_evaluate(config, str(cut))
+    for key, value in final.items():
+        if "examples_per_sec" not in key:
+            assert resumed[key] == value, key
+
+    # The report averages the seed members of each (learning rate, β) setting.
+    sweeps.write_manifest(plan)
+    results, missing = report.load_results(plan.sweep_dir)
+    assert not missing and len(results) == 8
+    rows = report.summarize(results)
+    assert len(rows) == 4 and all(row.seeds == (0, 1) for row in rows)
+    for row in rows:
+        values = [
+            metrics.latest_by_epoch(os.path.join(d, "metrics.jsonl"), "test")[2]["neg_elbo"]
+            for d in members
+            if all(f"{k}={v}" in d for k, v in row.setting.items())
+        ]
+        assert len(values) == 2
+        assert row.stats["test/neg_elbo"] == report.mean_std(values)
+
+
+def train_argv_for(flags):
+    return sweeps.train_argv(
+        "configs/vae.py", "data=digits", "unused", flags, python=sys.executable
+    )
+
+
+def test_vmap_refuses_what_cannot_be_vmapped(tmp_path):
+    for vmap, message in [
+        ({"latent_dim": (2, 3)}, "not a float"),
+        ({"no_such": (1.0,)}, "no field"),
+        ({"model__beta": (-1.0,)}, "must be >= 0"),
+    ]:
+        config = tiny_config()
+        config.vmap = ml_collections.ConfigDict(vmap)
+        with pytest.raises(ValueError, match=message):
+            training.check_config(config)
+    # Passes the checks, but the optimizer adds a transform only `if weight_decay`.
+    config = tiny_config(**{"network.hidden": (8,), "train.num_epochs": 1})
+    config.vmap = ml_collections.ConfigDict({"weight_decay": (0.0, 1e-4)})
+    with pytest.raises(ValueError, match="outer sweep axis"):
+        training.train_and_evaluate(config, str(tmp_path / "wd"))
