@@ -131,7 +131,7 @@ def test_resuming_with_a_different_config_is_refused(tmp_path):
     config = tiny_config("vae", **{"train.num_epochs": 1})
     training.train_and_evaluate(config, str(tmp_path))
     config.model.latent_dim = 3
-    with pytest.raises(ValueError, match=r"model.latent_dim: 2 -> 3.*--allow_config_change"):
+    with pytest.raises(ValueError, match=r"(?s)model.latent_dim: 2 -> 3.*--allow_config_change"):
         training.train_and_evaluate(config, str(tmp_path))
 
 
