@@ -10,7 +10,8 @@ computed with JAX autodiff, never a closed form, in one of two ways (`config.mod
   `config.model.num_projections` fresh Gaussian probes per example and step: that many passes
   instead of min(code_size, input_size), for large inputs or codes.
 
-Metrics: `jacobian_sq_norm` is the unweighted ‖J‖²_F per image; `loss` = reconstruction + λ·it.
+Metrics: `jacobian_sq_norm` is the unweighted ‖J‖²_F per image (with `projection`, its unbiased
+estimate, in evaluation too); `loss` = reconstruction + λ·it.
 
 Caveat: with an unconstrained linear code and an untied decoder, the penalty can partly be met by
 shrinking the code and growing the decoder's first layer (Rifai et al. tie the decoder to the
