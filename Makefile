@@ -27,6 +27,7 @@ lint: $(STAMP)
 
 demo: $(STAMP)  # a VAE on the embedded 8x8 digits: no download, no ../shared needed
 	$(PY) -m experiments.train --config=configs/vae.py:data=digits --workdir=runs/demo
+	$(PY) -m experiments.evaluate --workdir=runs/demo  # runs/demo/eval.json, runs/demo/figures/
 
 clean:
 	rm -rf runs .pytest_cache
