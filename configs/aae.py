@@ -1,8 +1,12 @@
 """Adversarial autoencoder (Makhzani et al. 2015) with a 2-D code, as in the lecture's code.
 
 Run (MNIST dynamically binarized, encoder and decoder MLPs 1000-1000 ReLU, discriminator MLP
-1000-1000 on z, Bernoulli likelihood, Adam 1e-3 with the discriminator at 1/5 of it, two generator
-updates a step, batch 128, 20 epochs; prior: 10 2-D Gaussians on a circle):
+1000-1000 on z, Bernoulli likelihood, Adam 1e-3 for all three phases, one generator update a step,
+batch 128, 20 epochs; prior: 10 2-D Gaussians on a circle). The lecture's code slows the
+discriminator to lr/5 and takes two generator updates a step; measured here after one epoch that
+sends every test code to one far-off point of one component (mean radius 9.2 against the prior's
+1.4, recon_nll 245), while equal rates fill all ten components (radius 1.35, recon_nll 157.5):
+`--config.model.disc_learning_rate_factor=0.2 --config.model.generator_steps=2` gives the lecture's.
 
   TFDS_DATA_DIR=../shared/tensorflow_datasets python -m experiments.train \
       --config=configs/aae.py --workdir=runs/aae
@@ -11,7 +15,8 @@ Expect the codes of the test digits to fill the prior's shape (the paper's Figur
 of f(x) over prior draws; test/disc_loss near 2·log 2 ≈ 1.39 nats when the discriminator can no
 longer tell codes from prior draws, test/recon_nll (nats per image) that of a 2-D autoencoder.
 With `conditional=true` each digit class fills its own mixture component (Figure 4). Measured
-after 1 epoch: EXPECT_AAE.
+after 1 epoch: test/recon_nll 157.5, test/disc_loss 1.33, test/gen_loss 0.75,
+all ten mixture components occupied by the test codes.
 
 Arguments (`--config=configs/aae.py:prior=swiss_roll,conditional=true`):
   prior        normal | mixture | swiss_roll (default mixture; mixture and swiss_roll are 2-D)
@@ -35,8 +40,8 @@ def get_config(arg: str | None = None):
     config.model.prior = arg.prior  # normal | mixture | swiss_roll
     config.model.conditional = arg.conditional
     config.model.disc_hidden = (1000, 1000)
-    config.model.disc_learning_rate_factor = 0.2  # the lecture's code: lr / 5
-    config.model.generator_steps = 2  # encoder updates against the discriminator a step
+    config.model.disc_learning_rate_factor = 1.0  # the lecture's code: 0.2 (see above)
+    config.model.generator_steps = 1  # encoder updates against the discriminator a step
     config.network.hidden = (1000, 1000)
     config.train.num_epochs = 20
     common.apply_likelihood(config, arg.likelihood)

@@ -8,7 +8,7 @@ Bernoulli likelihood, Adam 1e-3, batch 128, 20 epochs, as in the lecture's code)
 
 Expect test/neg_elbo (a bound on −log p(x | y), nats per image) below the `vae` family's with the
 same 2-D latent, since the label no longer has to be stored in z; measured after 1 epoch:
-EXPECT_CVAE. Datasets without labels are refused.
+test/neg_elbo 139.9 (recon_nll 135.7 + kl 4.2). Datasets without labels are refused.
 
 Arguments (`--config=configs/cvae.py:latent=20,data=fashion_mnist`):
   latent      latent dimension (default 2: one 2-D style manifold per label)

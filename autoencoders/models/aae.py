@@ -9,14 +9,15 @@ phases, each with its own optax optimizer state (Adam moments are per phase):
 2. regularisation: the discriminator minimises −log D(z_p) − log(1 − D(f(x))), z_p ~ p(z)
    (`disc_loss`, nats; 2·log 2 ≈ 1.386 when it cannot tell them apart), then the encoder, as the
    generator, minimises −log D(f(x)) (`gen_loss`, the non-saturating GAN loss),
-   `config.model.generator_steps` times (the lecture's code: 2).
+   `config.model.generator_steps` times.
 
 Priors (`config.model.prior`): `normal` N(0, I), `mixture` (10 2-D Gaussians on a circle),
 `swiss_roll`; see autoencoders/priors.py. With `config.model.conditional=True` the label, one-hot,
 is fed to the discriminator with z and prior draws come from the label's own part of the prior
 (its mixture component, swiss-roll segment or normal sector), so each class is placed in its part;
 an unknown label (−1) is a zero vector and draws from the whole prior. The discriminator learns at
-`disc_learning_rate_factor` (the lecture's 1/5) times the learning rate.
+`disc_learning_rate_factor` times the learning rate (the lecture's code: 1/5, with 2 generator
+steps; see configs/aae.py for why the defaults are 1 and 1).
 """
 
 from __future__ import annotations
