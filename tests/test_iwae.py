@@ -1,0 +1,136 @@
+"""The importance-weighted bound: its formula, k = 1 is the ELBO, it tightens with k towards
+log p(x) (found by quadrature over a 2-D latent), and the iwae family's objectives."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from autoencoders import bounds, data, models, priors, training
+from autoencoders.models import vae
+from tests.family_helpers import tiny_family_config
+from tests.helpers import tiny_config
+
+BATCH = 4
+
+
+def test_bound_formula():
+    log_w = jnp.log(jnp.array([[1.0], [2.0], [3.0]]))  # K = 3, B = 1
+    np.testing.assert_allclose(bounds.importance_weighted_bound(log_w), [np.log(2.0)], rtol=1e-6)
+    np.testing.assert_allclose(bounds.mean_elbo(log_w), [np.log(6.0) / 3], rtol=1e-6)
+    # Equal weights: the −log K makes the bound the common value, at any scale (no overflow).
+    for k in (1, 7):
+        same = jnp.full((k, 2), -1000.0)
+        np.testing.assert_allclose(bounds.importance_weighted_bound(same), [-1000.0] * 2)
+    # K = 1: the bound is the one log-weight, i.e. the one-sample ELBO.
+    one = jnp.array([[-3.5, 2.0]])
+    np.testing.assert_array_equal(bounds.importance_weighted_bound(one), one[0])
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    """A tiny iwae model (latent 2, digits shape), its initial parameters and a binary batch."""
+    config = tiny_family_config("iwae")
+    model = models.make(config, data.describe(config.data))
+    x = jax.random.bernoulli(jax.random.key(0), 0.3, (BATCH, 8, 8, 1)).astype(jnp.float32)
+    return model, model.init(jax.random.key(1), {"x": x}), {"x": x}
+
+
+def _grouped_bounds(log_w: jax.Array, k: int) -> jax.Array:
+    """L_k of consecutive groups of k samples from a pool (N, B): shape (N // k, B)."""
+    groups = log_w[: (log_w.shape[0] // k) * k].reshape(-1, k, log_w.shape[1])
+    return bounds.importance_weighted_bound(jnp.swapaxes(groups, 0, 1))
+
+
+def _log_marginal_by_quadrature(model, params, x, half_width=7.0, num=301) -> np.ndarray:
+    """log p(x) = log ∫ p(x|z) p(z) dz on a grid over a 2-D latent (B,)."""
+    t = jnp.linspace(-half_width, half_width, num)
+    z = jnp.stack(jnp.meshgrid(t, t), -1).reshape(-1, 2)
+    log_cell = 2 * jnp.log(t[1] - t[0])
+
+    @jax.jit
+    def one(image):
+        nll, _ = model.recon_terms(params, z, jnp.broadcast_to(image, (z.shape[0], *image.shape)))
+        log_joint = -nll + priors.StandardNormal(2).log_prob(z)
+        return jax.scipy.special.logsumexp(log_joint) + log_cell
+
+    return np.array([float(one(image)) for image in x])
+
+
+def test_bound_tightens_with_k_towards_log_marginal(untrained):
+    model, params, batch = untrained
+    log_w = model.log_importance_weights(params, batch, jax.random.key(2), 10_000)
+    means, std_errors = {}, {}
+    for k in (1, 5, 50):
+        groups = np.asarray(_grouped_bounds(log_w, k))
+        means[k] = groups.mean(0)
+        std_errors[k] = groups.std(0) / np.sqrt(groups.shape[0])
+    # E[L_1] < E[L_5] < E[L_50], each gap beyond five standard errors of the difference.
+    for small, large in ((1, 5), (5, 50)):
+        margin = 5 * np.hypot(std_errors[small], std_errors[large])
+        assert np.all(means[large] - means[small] > margin), (small, large, means)
+    # ... towards log p(x): L_10000 is within 0.1 nats below it, and E[L_50] is below it.
+    log_px = _log_marginal_by_quadrature(model, params, batch["x"])
+    assert np.all(means[50] < log_px)
+    np.testing.assert_allclose(bounds.importance_weighted_bound(log_w), log_px, atol=0.1)
+
+
+def test_k1_bound_is_the_elbo_in_expectation(untrained):
+    # With one sample the bound is log p(x|z) + log p(z) − log q(z|x), z ~ q: a Monte Carlo ELBO.
+    # Its mean matches the vae family's ELBO (analytic KL) over many keys.
+    model, params, batch = untrained
+    keys = jax.random.split(jax.random.key(3), 4000)
+    one_sample = jax.vmap(lambda k: model.log_importance_weights(params, batch, k, 1)[0])(keys)
+    plain = vae.VAE(model.config, model.spec)
+    neg_elbo = jax.vmap(lambda k: plain.terms(params, batch, k)["neg_elbo"])(keys)
+    diff = np.asarray(one_sample + neg_elbo)  # (keys, B): ELBO estimate minus ELBO estimate
+    std_error = diff.std(0) / np.sqrt(len(keys))
+    assert np.all(np.abs(diff.mean(0)) < 5 * std_error + 1e-3)
+
+
+def _iwae(config_arg: str, k: int):
+    config = tiny_family_config("iwae", config_arg, **{"model.num_samples": k})
+    return models.make(config, data.describe(config.data))
+
+
+def test_objectives_coincide_at_k1_and_differ_above(untrained):
+    _, params, batch = untrained
+    rng = jax.random.key(4)
+    iwae_1 = _iwae("objective=iwae", 1).terms(params, batch, rng)
+    vae_1 = _iwae("objective=vae", 1).terms(params, batch, rng)
+    np.testing.assert_array_equal(iwae_1["loss"], vae_1["loss"])
+    np.testing.assert_array_equal(iwae_1["loss"], iwae_1["neg_iwae_bound"])
+
+    iwae_5 = _iwae("objective=iwae", 5).terms(params, batch, rng)
+    vae_5 = _iwae("objective=vae", 5).terms(params, batch, rng)
+    # Same samples (same key): the loss is −L_5 for iwae and −(1/5) Σ log w for vae, and by
+    # Jensen the first is the smaller for every image.
+    np.testing.assert_array_equal(iwae_5["neg_iwae_bound"], vae_5["neg_iwae_bound"])
+    np.testing.assert_array_equal(iwae_5["loss"], iwae_5["neg_iwae_bound"])
+    assert np.all(np.asarray(iwae_5["loss"]) < np.asarray(vae_5["loss"]))
+
+
+def test_terms_report_the_vae_family_metrics(untrained):
+    model, params, batch = untrained
+    terms = model.terms(params, batch, jax.random.key(5))
+    assert set(terms) == {"loss", "neg_iwae_bound", "neg_elbo", "recon_nll", "kl", "sq_err"}
+    assert all(v.shape == (BATCH,) for v in terms.values())
+    np.testing.assert_allclose(terms["neg_elbo"], terms["recon_nll"] + terms["kl"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model.objective": "elbo"}, "config.model.objective='elbo': must be one of iwae, vae"),
+        ({"model.num_samples": 0}, "config.model.num_samples=0: must be >= 1"),
+        ({"model.beta": 4.0}, "config.model.beta=4.0: the iwae family"),
+    ],
+)
+def test_config_errors_come_before_anything_compiles(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        training.check_config(tiny_family_config("iwae", **overrides))
+
+
+def test_missing_fields_name_the_config_file():
+    with pytest.raises(ValueError, match="missing objective, num_samples.*configs/iwae.py"):
+        training.check_config(tiny_config("iwae"))
