@@ -167,8 +167,15 @@ def reconstruct(model: models.Model, params: Params, x: Array, y: Array) -> Arra
 
 def encode(model: models.Model, params: Params, x: Array, y: Array, batch_size: int = 500):
     """Codes of every example (`codes`), as numpy (N, latent_dim)."""
-    fn = functools.partial(_encode_one, model)
+    fn = _bound(_encode_one, model)
     return np.asarray(map_examples(fn, params, x, y, jax.random.key(0), batch_size))  # no draws
+
+
+@functools.lru_cache(maxsize=64)
+def _bound(fn: Callable, model: models.Model) -> Callable:
+    """functools.partial(fn, model), the same object for the same arguments: `_map_examples`
+    is jitted with the function as a static argument, so a fresh partial would recompile."""
+    return functools.partial(fn, model)
 
 
 def _encode_one(model, params, batch, rng):
@@ -212,9 +219,22 @@ def importance_sampled_log_likelihood(
 
     Returns {k: (N,) array}.
     """
-    ks = sorted({int(k) for k in ks if 0 < k < num_samples} | {num_samples})
-    chunk = min(sample_chunk, num_samples)
-    num_chunks = -(-num_samples // chunk)
+    ks = tuple(sorted({int(k) for k in ks if 0 < k < num_samples} | {num_samples}))
+    one = _importance_sampler(model, ks, min(sample_chunk, num_samples))
+    progress = f"importance sampling, k = {num_samples}"
+    estimates = map_examples(one, params, x, y, rng, example_batch, block_size, progress)
+    estimates = np.asarray(estimates)
+    return {k: estimates[:, i] for i, k in enumerate(ks)}
+
+
+@functools.lru_cache(maxsize=16)
+def _importance_sampler(model: models.Model, ks: tuple[int, ...], chunk: int) -> Callable:
+    """Per-example IWAE estimates for every k in `ks` (the largest is the sample count).
+
+    Cached, so repeated evaluations reuse one compiled program (the function is a static jit
+    argument of `_map_examples`).
+    """
+    num_chunks = -(-ks[-1] // chunk)
     ks_arr = jnp.asarray(ks)
 
     def one(params, batch, key):
@@ -230,10 +250,7 @@ def importance_sampled_log_likelihood(
         acc, _ = jax.lax.scan(body, acc0, jnp.arange(num_chunks))
         return (acc - jnp.log(ks_arr.astype(jnp.float32))[:, None]).T  # (B, len(ks))
 
-    progress = f"importance sampling, k = {num_samples}"
-    estimates = map_examples(one, params, x, y, rng, example_batch, block_size, progress)
-    estimates = np.asarray(estimates)
-    return {k: estimates[:, i] for i, k in enumerate(ks)}
+    return one
 
 
 def active_units(latent_means: np.ndarray, threshold: float = 0.01) -> dict[str, Any]:
@@ -354,7 +371,7 @@ def reduction(
     model: models.Model, params: Params, x_train: Array, x_test: Array, y_test: np.ndarray
 ) -> dict[str, Any]:
     """Squared reconstruction error per test image of the model and of PCA of the same size."""
-    fn = functools.partial(_sq_err_one, model)
+    fn = _bound(_sq_err_one, model)
     model_err = np.asarray(map_examples(fn, params, x_test, y_test, jax.random.key(0), 500))
     pca_err = pca_reconstruction_errors(x_train, x_test, model.latent_dim)
     return {
