@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from autoencoders import data, likelihoods, metrics, models, networks, optim, sweeps
+from autoencoders import data, likelihoods, metrics, models, networks, optim, parallel, sweeps
 
 Array = jax.Array
 
@@ -59,14 +59,23 @@ def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
 
 
 def make_train_epoch(
-    model: models.Model, config, steps_per_epoch: int, labelled: np.ndarray | None = None
+    model: models.Model,
+    config,
+    steps_per_epoch: int,
+    labelled: np.ndarray | None = None,
+    mesh: parallel.Mesh | None = None,
 ) -> Callable:
     """jit(state, images, labels, key) -> (state, epoch-mean metrics), donating the state."""
-    return jax.jit(train_epoch_fn(model, config, steps_per_epoch, labelled), donate_argnums=0)
+    epoch_fn = train_epoch_fn(model, config, steps_per_epoch, labelled, mesh)
+    return jax.jit(epoch_fn, donate_argnums=0)
 
 
 def train_epoch_fn(
-    model: models.Model, config, steps_per_epoch: int, labelled: np.ndarray | None = None
+    model: models.Model,
+    config,
+    steps_per_epoch: int,
+    labelled: np.ndarray | None = None,
+    mesh: parallel.Mesh | None = None,
 ) -> Callable:
     """(state, images, labels, key) -> (state, epoch-mean metrics), not yet jitted.
 
@@ -75,6 +84,8 @@ def train_epoch_fn(
     `labelled_batch_size` of them, drawn afresh, as batch['x_labelled'] and batch['y_labelled'],
     and their share of the training set as batch['labelled_fraction'] (a scalar), because a
     subset of 100 would otherwise hardly ever appear in a minibatch.
+
+    With a `mesh`, each minibatch is split over its devices (data parallelism, `parallel.py`).
     """
     batch_size = config.train.batch_size
     data_cfg, num_levels = config.data, model.spec.num_levels
@@ -105,7 +116,7 @@ def train_epoch_fn(
             x = data.preprocess(
                 images[idx], data_key, num_levels, data_cfg.binarization, data_cfg.dequantize
             )
-            batch = {"x": x, "y": labels[idx]}
+            batch = parallel.shard_batch({"x": x, "y": labels[idx]}, mesh)
             if model.labelled_batch_size:
                 batch.update(labelled_minibatch(images, labels, jax.random.fold_in(data_key, 1)))
             return model.train_step(state, batch, model_key)
@@ -117,12 +128,12 @@ def train_epoch_fn(
     return train_epoch
 
 
-def make_evaluate(model: models.Model, config) -> Callable:
+def make_evaluate(model: models.Model, config, mesh: parallel.Mesh | None = None) -> Callable:
     """jit(params, images, labels, key) -> per-example means of `model.eval_terms` over a split."""
-    return jax.jit(evaluate_fn(model, config))
+    return jax.jit(evaluate_fn(model, config, mesh))
 
 
-def evaluate_fn(model: models.Model, config) -> Callable:
+def evaluate_fn(model: models.Model, config, mesh: parallel.Mesh | None = None) -> Callable:
     """(params, images, labels, key) -> per-example means of `model.eval_terms`, not yet jitted.
 
     The split is padded to whole batches and padded rows are masked out, so every example counts
@@ -147,7 +158,7 @@ def evaluate_fn(model: models.Model, config) -> Callable:
                 x_raw, data_key, num_levels, data_cfg.binarization, data_cfg.dequantize
             )
             batch = {"x": x, "y": jax.lax.dynamic_slice_in_dim(labels, start, batch_size)}
-            terms = model.eval_terms(params, batch, model_key)
+            terms = model.eval_terms(params, parallel.shard_batch(batch, mesh), model_key)
             weight = jax.lax.dynamic_slice_in_dim(mask, start, batch_size)
             sums = {k: jnp.sum(v * weight) for k, v in terms.items()}
             return jax.tree.map(jnp.add, totals, sums), None
@@ -395,9 +406,13 @@ class _Setup:
     steps_per_epoch: int
     example: dict[str, Array]
     labelled: np.ndarray | None
+    mesh: parallel.Mesh | None  # data parallelism over local devices (None: one device)
 
 
-def _setup(config) -> _Setup:
+def _setup(config, data_parallel: bool = True) -> _Setup:
+    mesh = parallel.local_mesh(config) if data_parallel else None
+    parallel.check_divisible(config.train.batch_size, mesh, "config.train.batch_size")
+    parallel.check_divisible(config.train.eval_batch_size, mesh, "config.train.eval_batch_size")
     dataset = data.load(config.data)
     model = models.make(config, dataset.spec)
     train = dataset.train
@@ -414,17 +429,24 @@ def _setup(config) -> _Setup:
             dataset.spec.num_classes,
             config.data.split_seed,
         )
+    eval_split = dataset.eval_split(config.data.eval_split)
     return _Setup(
         model=model,
-        train=train,
-        eval_split=dataset.eval_split(config.data.eval_split),
+        train=_replicate_split(train, mesh),
+        eval_split=_replicate_split(eval_split, mesh),
         steps_per_epoch=train.size // batch_size,
         example={
             "x": jnp.zeros((batch_size, *dataset.spec.shape)),
             "y": jnp.zeros((batch_size,), jnp.int32),
         },
         labelled=labelled,
+        mesh=mesh,
     )
+
+
+def _replicate_split(split: data.Split, mesh: parallel.Mesh | None) -> data.Split:
+    images, labels = parallel.replicate((split.images, split.labels), mesh)
+    return dataclasses.replace(split, images=images, labels=labels)
 
 
 @dataclasses.dataclass
@@ -452,11 +474,14 @@ def _run(config, workdir: str) -> dict[str, float]:
     root = jax.random.key(config.seed)
     tx = optim.make(config.optimizer, setup.steps_per_epoch, config.train.num_epochs)
     state = setup.model.init_state(jax.random.fold_in(root, _INIT), setup.example, tx)
+    state = parallel.replicate(state, setup.mesh)  # restored checkpoints land replicated too
     output = _Output.open(workdir, config)
     try:
         state, start_epoch = restore_latest(output.manager, state)
-        train_epoch = make_train_epoch(setup.model, config, setup.steps_per_epoch, setup.labelled)
-        evaluate = make_evaluate(setup.model, config)
+        train_epoch = make_train_epoch(
+            setup.model, config, setup.steps_per_epoch, setup.labelled, setup.mesh
+        )
+        evaluate = make_evaluate(setup.model, config, setup.mesh)
         train_key, eval_key = jax.random.fold_in(root, _TRAIN), jax.random.fold_in(root, _EVAL)
         images, labels = setup.train.images, setup.train.labels
         return _loop(
@@ -478,7 +503,10 @@ def _run(config, workdir: str) -> dict[str, float]:
 
 
 def _run_vmapped(config, workdir: str, members: list[dict[str, Any]]) -> dict[str, float]:
-    setup = _setup(config)
+    setup = _setup(config, data_parallel=False)
+    # Members, not minibatches, are spread over the local devices (when they divide evenly).
+    mesh = parallel.local_mesh(config)
+    mesh = mesh if mesh is not None and len(members) % mesh.size == 0 else None
     num_epochs, steps_per_epoch, n = config.train.num_epochs, setup.steps_per_epoch, len(members)
     fields = vmap_fields(config)
     hparams = {
@@ -529,9 +557,12 @@ def _run_vmapped(config, workdir: str, members: list[dict[str, Any]]) -> dict[st
                     for o, member_state in zip(outputs, _unstack(state, n), strict=True)
                 ]
             )
+        state, hparams = parallel.split_leading_axis((state, hparams), mesh)
         train_keys = jax.vmap(lambda r: jax.random.fold_in(r, _TRAIN))(roots)
         eval_keys = jax.vmap(lambda r: jax.random.fold_in(r, _EVAL))(roots)
-        images, labels = setup.train.images, setup.train.labels
+        train_keys, eval_keys = parallel.split_leading_axis((train_keys, eval_keys), mesh)
+        train_split = _replicate_split(setup.train, mesh)
+        eval_split = _replicate_split(setup.eval_split, mesh)
         return _loop(
             config,
             setup,
@@ -540,13 +571,13 @@ def _run_vmapped(config, workdir: str, members: list[dict[str, Any]]) -> dict[st
             outputs,
             train_epoch=lambda state, epoch: train_all(
                 state,
-                images,
-                labels,
+                train_split.images,
+                train_split.labels,
                 jax.vmap(lambda k: jax.random.fold_in(k, epoch))(train_keys),
                 hparams,
             ),
             evaluate=lambda params: evaluate_all(
-                params, setup.eval_split.images, setup.eval_split.labels, eval_keys, hparams
+                params, eval_split.images, eval_split.labels, eval_keys, hparams
             ),
             unstack=lambda tree: _unstack(tree, n),
         )

@@ -110,6 +110,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.num_epochs = 10
     c.train.eval_every = 1  # epochs
     c.train.eval_batch_size = 1000
+    # With several local devices (GPUs, TPU cores), split each minibatch over all of them.
+    c.train.data_parallel = True
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every_epochs = 1
