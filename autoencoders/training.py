@@ -41,6 +41,11 @@ def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
     for field in ("batch_size", "num_epochs", "eval_every", "eval_batch_size"):
         if config.train[field] <= 0:
             raise ValueError(f"config.train.{field}={config.train[field]}: must be > 0.")
+    if config.train.epoch_loop not in EPOCH_LOOPS:
+        raise ValueError(
+            f"config.train.epoch_loop={config.train.epoch_loop!r}: must be one of "
+            f"{', '.join(EPOCH_LOOPS)}."
+        )
     for field in ("every_epochs", "max_to_keep"):
         if config.checkpoint[field] <= 0:
             raise ValueError(f"config.checkpoint.{field}={config.checkpoint[field]}: must be > 0.")
@@ -65,9 +70,40 @@ def make_train_epoch(
     labelled: np.ndarray | None = None,
     mesh: parallel.Mesh | None = None,
 ) -> Callable:
-    """jit(state, images, labels, key) -> (state, epoch-mean metrics), donating the state."""
-    epoch_fn = train_epoch_fn(model, config, steps_per_epoch, labelled, mesh)
-    return jax.jit(epoch_fn, donate_argnums=0)
+    """(state, images, labels, key) -> (state, epoch-mean metrics), compiled, donating the state.
+
+    Normally one jit-compiled `lax.scan` over the epoch's minibatches. With
+    `config.train.epoch_loop='steps'` (what 'auto' picks for convolutional networks on CPU, where
+    XLA runs convolutions inside a loop body ~40× slower than outside one) it is a Python loop
+    over one compiled step instead: the same steps with the same keys, a dispatch per step.
+    """
+    if epoch_loop(config) == "scan":
+        epoch_fn = train_epoch_fn(model, config, steps_per_epoch, labelled, mesh)
+        return jax.jit(epoch_fn, donate_argnums=0)
+    shuffle, step = _epoch_parts(model, config, steps_per_epoch, labelled, mesh)
+    shuffle = jax.jit(shuffle)
+    step = jax.jit(step, donate_argnums=0)
+
+    def train_epoch(state, images, labels, key):
+        order, step_key = shuffle(images, key)
+        step_metrics = []
+        for i in range(steps_per_epoch):
+            state, metrics_i = step(state, (order[i], i), images, labels, step_key)
+            step_metrics.append(metrics_i)
+        return state, jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *step_metrics)
+
+    return train_epoch
+
+
+EPOCH_LOOPS = ("auto", "scan", "steps")
+
+
+def epoch_loop(config) -> str:
+    """'scan' or 'steps' for `config.train.epoch_loop` (see `make_train_epoch`)."""
+    if config.train.epoch_loop != "auto":
+        return config.train.epoch_loop
+    slow_loop_convs = config.network.kind == "conv" and jax.default_backend() == "cpu"
+    return "steps" if slow_loop_convs else "scan"
 
 
 def train_epoch_fn(
@@ -87,6 +123,24 @@ def train_epoch_fn(
 
     With a `mesh`, each minibatch is split over its devices (data parallelism, `parallel.py`).
     """
+    shuffle, step = _epoch_parts(model, config, steps_per_epoch, labelled, mesh)
+
+    def train_epoch(state, images, labels, key):
+        order, step_key = shuffle(images, key)
+        state, step_metrics = jax.lax.scan(
+            lambda state, inputs: step(state, inputs, images, labels, step_key),
+            state,
+            (order, jnp.arange(steps_per_epoch)),
+        )
+        # Mean over all minibatches of the epoch (equal sizes), not the last one.
+        return state, jax.tree.map(jnp.mean, step_metrics)
+
+    return train_epoch
+
+
+def _epoch_parts(model, config, steps_per_epoch: int, labelled, mesh) -> tuple[Callable, Callable]:
+    """shuffle(images, key) -> (order (steps, batch), step_key), and
+    step(state, (indices, i), images, labels, step_key) -> (state, metrics): one epoch's pieces."""
     batch_size = config.train.batch_size
     data_cfg, num_levels = config.data, model.spec.num_levels
     if model.labelled_batch_size and labelled is None:
@@ -104,28 +158,24 @@ def train_epoch_fn(
         fraction = jnp.float32(len(labelled) / images.shape[0])
         return {"x_labelled": x, "y_labelled": labels[idx], "labelled_fraction": fraction}
 
-    def train_epoch(state, images, labels, key):
+    def shuffle(images, key):
         perm_key, step_key = jax.random.split(key)
         used = steps_per_epoch * batch_size  # the remainder is dropped; shuffling varies it
         order = jax.random.permutation(perm_key, images.shape[0])[:used]
-        order = order.reshape(steps_per_epoch, batch_size)
+        return order.reshape(steps_per_epoch, batch_size), step_key
 
-        def step(state, inputs):
-            idx, i = inputs
-            data_key, model_key = jax.random.split(jax.random.fold_in(step_key, i))
-            x = data.preprocess(
-                images[idx], data_key, num_levels, data_cfg.binarization, data_cfg.dequantize
-            )
-            batch = parallel.shard_batch({"x": x, "y": labels[idx]}, mesh)
-            if model.labelled_batch_size:
-                batch.update(labelled_minibatch(images, labels, jax.random.fold_in(data_key, 1)))
-            return model.train_step(state, batch, model_key)
+    def step(state, inputs, images, labels, step_key):
+        idx, i = inputs
+        data_key, model_key = jax.random.split(jax.random.fold_in(step_key, i))
+        x = data.preprocess(
+            images[idx], data_key, num_levels, data_cfg.binarization, data_cfg.dequantize
+        )
+        batch = parallel.shard_batch({"x": x, "y": labels[idx]}, mesh)
+        if model.labelled_batch_size:
+            batch.update(labelled_minibatch(images, labels, jax.random.fold_in(data_key, 1)))
+        return model.train_step(state, batch, model_key)
 
-        state, step_metrics = jax.lax.scan(step, state, (order, jnp.arange(steps_per_epoch)))
-        # Mean over all minibatches of the epoch (equal sizes), not the last one.
-        return state, jax.tree.map(jnp.mean, step_metrics)
-
-    return train_epoch
+    return shuffle, step
 
 
 def make_evaluate(model: models.Model, config, mesh: parallel.Mesh | None = None) -> Callable:

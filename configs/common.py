@@ -112,6 +112,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.eval_batch_size = 1000
     # With several local devices (GPUs, TPU cores), split each minibatch over all of them.
     c.train.data_parallel = True
+    # auto | scan | steps: one compiled lax.scan per epoch, or a Python loop over a compiled step
+    # ('auto': steps for conv networks on CPU, whose convolutions are slow inside XLA loops).
+    c.train.epoch_loop = "auto"
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every_epochs = 1

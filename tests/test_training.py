@@ -162,3 +162,20 @@ def test_config_errors_are_clear_and_early(overrides, message):
     config = tiny_config("vae", **overrides)
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         training.check_config(config)
+
+
+def test_step_loop_epoch_equals_scanned_epoch(tmp_path):
+    """The per-step loop (auto for conv nets on CPU) runs the same steps as the compiled scan."""
+    conv = {"network.kind": "conv", "network.conv_features": (4,), "train.num_epochs": 2}
+    assert training.epoch_loop(tiny_config("vae", **conv)) == "steps"
+    assert training.epoch_loop(tiny_config("vae")) == "scan"
+    finals = {}
+    for loop in ("scan", "steps"):
+        config = tiny_config("vae", **conv, **{"train.epoch_loop": loop})
+        finals[loop] = training.train_and_evaluate(config, str(tmp_path / loop))
+        finals[loop + "_params"] = training.restore_params(str(tmp_path / loop))[2]
+    for a, b in zip(
+        *(jax.tree.leaves(finals[k]) for k in ("scan_params", "steps_params")), strict=True
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    assert finals["scan"]["test/neg_elbo"] == pytest.approx(finals["steps"]["test/neg_elbo"], 1e-4)
