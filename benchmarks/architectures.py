@@ -3,10 +3,9 @@ reference are built, and their analytic multiply-accumulate counts.
 
 Analytic counts are the dense and convolution layers only (no activations, likelihood or optimizer),
 per example, forward pass: a dense layer is in·out MACs; a k×k convolution is
-H_out·W_out·k²·C_in·C_out; a stride-2 transposed convolution counts its useful MACs,
-H_in·W_in·k²·C_in·C_out (each input pixel scattered to k² outputs), not the zeros an
-input-dilated implementation multiplies. FLOPs = 2·MACs; a training step is counted as
-3 × forward (forward, and the backward pass's two products per layer).
+H_out·W_out·k²·C_in·C_out; the decoder's 2× upsampling (`networks.upsample2x`) is a k×k
+convolution to 4·C_out channels at the input resolution, then depth-to-space. FLOPs = 2·MACs;
+a training step is counted as 3 × forward (forward, and the backward pass's two products per layer).
 """
 
 from __future__ import annotations
@@ -78,7 +77,8 @@ class Architecture:
         if self.kind == "conv":
             height, width, channels = self.conv_shapes()[-1]
             for features in reversed(self.conv_features):
-                macs += height * width * KERNEL**2 * channels * features  # useful MACs only
+                # networks.upsample2x: a 3×3 conv to 4× the features at the low resolution
+                macs += height * width * KERNEL**2 * channels * 4 * features
                 height, width, channels = 2 * height, 2 * width, features
             macs += height * width * KERNEL**2 * channels * IMAGE_SHAPE[2]  # the 'out' conv
         return macs
@@ -128,7 +128,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             adam_eps=1e-4,
         ),
         # The repo's network.kind='conv' defaults: two stride-2 3×3 convolutions (32, 64), a
-        # 500-unit hidden layer, latent 20; the decoder mirrors it with transposed convolutions.
+        # 500-unit hidden layer, latent 20; the decoder mirrors it with sub-pixel upsampling.
         Architecture(
             "conv",
             "conv VAE 28×28 conv(32,64)-500-20 ReLU",
@@ -137,7 +137,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             20,
             "relu",
             128,
-            10,  # XLA:CPU's transposed-convolution gradients are slow: keep repeats short
+            30,
             conv_features=(32, 64),
         ),
     )

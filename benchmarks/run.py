@@ -232,14 +232,17 @@ def time_compiled(
     repeats: int,
 ) -> tuple[Measured, Any, Any]:
     """Compiles jitted(state, images, labels, key) ahead of time, calls it once (the first call,
-    timed apart), then `repeats` timed calls; the (donated) state is threaded through them all."""
-    compiled = None
+    timed apart), then `repeats` timed calls; the (donated) state is threaded through them all.
+
+    A per-step epoch loop (`training.epoch_loop` 'steps': a Python function over a compiled step)
+    has no ahead-of-time form: its compilation falls into the first call, and compile time is 0."""
+    compiled = jitted
 
     def compile_it() -> None:
         nonlocal compiled
         compiled = jitted.lower(state, split.images, split.labels, call_key(0)).compile()
 
-    compile_s = timing.seconds(compile_it)
+    compile_s = timing.seconds(compile_it) if hasattr(jitted, "lower") else 0.0
     calls, metrics = 0, None
 
     def call() -> None:
@@ -281,7 +284,7 @@ class JaxModel:
         return self.model.init_state(key, self.example, self.tx)
 
     def train_epoch(self, steps: int) -> Any:
-        """The real compiled training loop: `steps` minibatch steps in one lax.scan."""
+        """The real training loop (`training.make_train_epoch`) for `steps` minibatch steps."""
         return training.make_train_epoch(self.model, self.model.config, steps)
 
     def step_flops(self, state: optim.TrainState) -> float | None:
@@ -528,7 +531,9 @@ def run_training(run: Run) -> None:
         f"median of {args.repeats} repeats; each repeat runs `steps` optimizer steps; "
         "examples/s = steps/s × batch",
         "JAX: one call of the compiled `training.make_train_epoch` per repeat (on-device "
-        "shuffling, dynamic binarization, Adam, all steps in one lax.scan); PyTorch: "
+        "shuffling, dynamic binarization, Adam, all steps in one lax.scan; for the conv model "
+        "on CPU, `epoch_loop='auto'` picks a Python loop over one compiled step instead, since "
+        "XLA:CPU runs convolutions inside a loop body far slower); PyTorch: "
         "benchmarks/torch_reference.py, one Python iteration per step",
         "% of peak: GFLOP/s (FLOPs per step from the 'FLOPs used' column of 'Training FLOPs') "
         "over the matmul peak",

@@ -87,10 +87,10 @@ class TorchVAE(nn.Module):
             height, width, channels = arch.conv_shapes()[-1]
             decoder.append(nn.Unflatten(1, (channels, height, width)))
             for features in reversed(arch.conv_features):
+                # networks.upsample2x: a 3×3 conv to 4× the features, then depth-to-space.
                 decoder += [
-                    nn.ConvTranspose2d(
-                        channels, features, KERNEL, stride=2, padding=1, output_padding=1
-                    ),
+                    nn.Conv2d(channels, 4 * features, KERNEL, padding=1),
+                    nn.PixelShuffle(2),
                     act(),
                 ]
                 channels = features
