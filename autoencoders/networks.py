@@ -71,8 +71,8 @@ class Encoder(nn.Module):
 
 def upsample2x(h: jax.Array, features: int, name: str) -> jax.Array:
     """Learned 2× upsampling by sub-pixel convolution: a 3×3 conv to 4× the features, then
-    depth-to-space. Same receptive field as a stride-2 transposed conv, but its weight gradient
-    is about 4× faster on XLA:CPU (measured at batch 128, 7×7 -> 28×28)."""
+    depth-to-space (Shi et al. 2016). Chosen over a stride-2 transposed conv because XLA:CPU
+    computes the transposed conv's weight gradient several times slower (see benchmarks/)."""
     h = nn.Conv(4 * features, (3, 3), name=name)(h)
     batch, height, width, _ = h.shape
     h = h.reshape(batch, height, width, 2, 2, features).transpose(0, 1, 3, 2, 4, 5)
