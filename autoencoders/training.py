@@ -706,7 +706,13 @@ def _loop(
                 eval_metrics = {k: float(v) for k, v in eval_members[i].items()}
                 o.log.write(step=step, epoch=epoch, split=split, values=eval_metrics)
                 final.update({f"{prefix}{split}/{k}": v for k, v in eval_metrics.items()})
-                shown = [model.bound_name, model.recon_name, "kl"]
+                # A family may name its own headline term (e.g. IWAE's `iw_bound_name`).
+                shown = [
+                    getattr(model, "iw_bound_name", ""),
+                    model.bound_name,
+                    model.recon_name,
+                    "kl",
+                ]
                 line += f"  {split}: {_format(eval_metrics, shown)}"
             if member_states is not None:
                 o.manager.save(epoch, args=ocp.args.StandardSave(member_states[i]))
