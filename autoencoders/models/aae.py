@@ -186,8 +186,8 @@ class AdversarialAE(base.Model):
 
         # 1. Reconstruction phase: encoder and decoder.
         def recon_loss(autoencoder):
-            nll, sq_err = self.recon_terms(autoencoder, self.encode(autoencoder, x), x)
-            return jnp.mean(nll), {self.recon_name: jnp.mean(nll), "sq_err": jnp.mean(sq_err)}
+            nll, _ = self.recon_terms(autoencoder, self.encode(autoencoder, x), x)
+            return jnp.mean(nll), {self.recon_name: jnp.mean(nll)}
 
         autoencoder = {"encoder": params["encoder"], "decoder": params["decoder"]}
         grads, metrics = jax.grad(recon_loss, has_aux=True)(autoencoder)

@@ -177,7 +177,7 @@ class M2(cvae.ConditionalVAE):
         """The per-example objective of the module docstring, averaged; returns (loss, metrics)."""
         if not self.labelled_batch_size:  # every label known
             labelled = self.labelled_terms(params, batch["x"], batch["y"], rng)
-            metrics = {k: jnp.mean(v) for k, v in labelled.items()}
+            metrics = self.training_metrics(labelled)
             metrics["loss"] = (
                 metrics[self.bound_xy_name] + self.alpha_over_n * metrics["class_xent"]
             )
@@ -187,8 +187,8 @@ class M2(cvae.ConditionalVAE):
         labelled = self.labelled_terms(
             params, batch["x_labelled"], batch["y_labelled"], labelled_rng
         )
-        metrics = {k: jnp.mean(v) for k, v in unlabelled.items()}
-        metrics.update({f"labelled_{k}": jnp.mean(v) for k, v in labelled.items()})
+        metrics = self.training_metrics(unlabelled)
+        metrics.update({f"labelled_{k}": v for k, v in self.training_metrics(labelled).items()})
         fraction = batch["labelled_fraction"]
         metrics["loss"] = (
             (1 - fraction) * metrics[self.bound_name]
