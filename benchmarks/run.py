@@ -15,7 +15,8 @@ In one process on one machine:
 
 Warm-up and compilation are timed separately and excluded; each timed number is the median of
 `--repeats` repeats, synchronised with block_until_ready. Timings are only meaningful on an
-otherwise idle machine: the record states the load average.
+otherwise idle machine: the record states how much CPU other processes used before and during
+the run, and does not judge the targets when that was more than a tenth of a core.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import os
 import shlex
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,8 +44,12 @@ BENCHMARKS = ("peak", "train", "is_eval", "vmap")
 # XLA's FLOP count is used where it is within this fraction of the analytic count, else the latter.
 FLOPS_TOLERANCE = 0.15
 TRAIN_TABLE = "Training throughput"
-# A 1-minute load average above this at the start marks the record as taken on a busy machine.
+# Other processes using more than this many cores on average, in the seconds before the start
+# or during the run, mark the record as taken on a busy machine (timing.OtherCpuMeter); where
+# that cannot be measured (not Linux), a 1-minute load average above BUSY_LOAD at the start does.
+BUSY_CORES = 0.1
 BUSY_LOAD = 0.5
+QUIET_CHECK_S = 2.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,10 +60,9 @@ BUSY_LOAD = 0.5
 def _names(value: str, allowed: Sequence[str], flag: str) -> list[str]:
     names = [v for v in value.split(",") if v]
     unknown = [n for n in names if n not in allowed]
-    if unknown:
-        raise SystemExit(
-            f"--{flag}: unknown {', '.join(unknown)}; choose from {', '.join(allowed)}."
-        )
+    if unknown or not names:
+        what = f"unknown {', '.join(unknown)}" if unknown else "empty"
+        raise SystemExit(f"--{flag}: {what}; choose from {', '.join(allowed)}.")
     return names
 
 
@@ -85,7 +90,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="auto: MNIST if $TFDS_DATA_DIR holds it, else synthetic MNIST-sized uint8 images",
     )
     add("--num_train", type=int, default=60_000, help="synthetic training images")
-    add("--is_model", choices=tuple(ARCHITECTURES), default="iwae")
+    add(
+        "--is_models",
+        default="iwae,mlp",
+        help="comma list of the models whose importance-sampled evaluation is timed",
+    )
     add("--is_examples", type=int, default=10_000, help="test images for is_eval")
     add("--is_samples", type=int, default=5000, help="importance samples k per image")
     add("--is_repeats", type=int, default=3)
@@ -96,6 +105,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.benchmark_list = _names(args.benchmarks, BENCHMARKS, "benchmarks")
     args.model_list = _names(args.models, tuple(ARCHITECTURES), "models")
+    args.is_model_list = _names(args.is_models, tuple(ARCHITECTURES), "is_models")
     args.vmap_size_list = [int(s) for s in args.vmap_sizes.split(",") if s]
     if min(args.repeats, args.is_repeats, args.is_examples, args.is_samples) <= 0:
         raise SystemExit("--repeats, --is_repeats, --is_examples and --is_samples must be > 0.")
@@ -552,41 +562,42 @@ def run_training(run: Run) -> None:
 
 def run_importance_sampling(run: Run) -> None:
     args = run.args
-    arch = ARCHITECTURES[args.is_model]
-    result = bench_importance_sampling(
-        arch, run.bench, args.is_examples, args.is_samples, args.is_repeats
-    )
-    run.log(f"is_eval {arch.name} (seconds minus compile)", result.measured)
-    analytic = arch.importance_sample_flops(result.num_samples)
-    flops, source = chosen_flops(result.xla_flops_per_pair, analytic)
-    gflops = result.pairs_per_s * flops / 1e9
     table = report.Table(
         "Importance-sampled evaluation",
         ["model", "examples", "samples k", "seconds", "compile-related s per call",
          "examples·samples/s", "FLOP/(example·sample) XLA", "analytic", "FLOPs used",
-         "GFLOP/s", "% of peak"],
+         "GFLOP/s", "% of peak", "first call s"],
     )  # fmt: skip
-    table.add(
-        arch.title, result.num_examples, result.num_samples, result.measured.median_s,
-        statistics.median(result.compile_s), result.pairs_per_s, result.xla_flops_per_pair,
-        analytic, source, gflops, percent(gflops, run.peak_gflops),
-    )  # fmt: skip
+    for name in args.is_model_list:
+        arch = ARCHITECTURES[name]
+        result = bench_importance_sampling(
+            arch, run.bench, args.is_examples, args.is_samples, args.is_repeats
+        )
+        run.log(f"is_eval {arch.name} (seconds minus compile)", result.measured)
+        analytic = arch.importance_sample_flops(result.num_samples)
+        flops, source = chosen_flops(result.xla_flops_per_pair, analytic)
+        gflops = result.pairs_per_s * flops / 1e9
+        table.add(
+            arch.title, result.num_examples, result.num_samples, result.measured.median_s,
+            statistics.median(result.compile_s), result.pairs_per_s, result.xla_flops_per_pair,
+            analytic, source, gflops, percent(gflops, run.peak_gflops),
+            result.measured.first_call_s,
+        )  # fmt: skip
+        run.targets[f"JAX % of peak, importance-sampled evaluation, {arch.title} ≥ 60 %"] = percent(
+            gflops, run.peak_gflops
+        )
     table.notes += [
         f"the first {result.num_examples:,} of {run.bench.test.size:,} test images (--is_examples)",
         "`evaluation.importance_sampled_log_likelihood` with `evaluation.Options`' sample_chunk="
         f"{result.chunk} and example_batch={result.example_batch}, untrained parameters "
         f"(speed does not depend on them); median of {args.is_repeats} calls after a first call "
-        f"(first call {result.measured.first_call_s:.2f} s, compile-related "
-        f"{result.measured.warmup_s:.2f} s)",
+        "(whose compile-related seconds are in the raw timings as 'warm-up')",
         "seconds = wall time minus the compile-related seconds inside the same call (jax."
         "monitoring's /jax/core/compile/* duration events: tracing, lowering, XLA compilation); "
         "the second column shows them, because the estimator compiles again on every call",
         "XLA FLOPs: cost analysis of jit(model.log_importance_weights) on one block of "
         f"{result.example_batch} examples × {result.chunk} samples, divided by the pairs",
     ]
-    run.targets["JAX % of peak, importance-sampled evaluation ≥ 60 %"] = percent(
-        gflops, run.peak_gflops
-    )
     run.tables.append(table)
 
 
@@ -634,12 +645,38 @@ def targets_table(targets: dict[str, float | None], busy: bool) -> report.Table:
     return table
 
 
+def machine_contention(
+    load_at_start: tuple[float, float, float], before: float | None, during: float | None
+) -> tuple[bool, str]:
+    """(busy, a sentence for the record) from other processes' CPU use before and during the run
+    (in cores; None where it cannot be measured) and the load average at the start."""
+    loads = ", ".join(f"{x:.2f}" for x in load_at_start)
+    load = f"load average (1, 5, 15 min) at the start: {loads}"
+    if before is None or during is None:
+        busy = load_at_start[0] > BUSY_LOAD
+        text = f"Other processes' CPU use: not measurable here; {load}"
+        why = f"1-min load above {BUSY_LOAD}"
+    else:
+        busy = max(before, during) > BUSY_CORES
+        text = (
+            "Other processes' CPU use (the machine's busy time in /proc/stat minus this "
+            f"process's): {before:.3f} cores in the {QUIET_CHECK_S:g} s before the start, "
+            f"{during:.3f} cores during the run; {load}"
+        )
+        why = f"other processes used more than {BUSY_CORES} cores"
+    if busy:
+        text += f" — **the machine was busy ({why}): these timings are not representative**"
+    return busy, text
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     """Runs the selected benchmarks; prints (and with --markdown_out writes) the record."""
     args = parse_args(argv)
     started = datetime.datetime.now().astimezone()
     load_at_start = os.getloadavg()
-    busy = load_at_start[0] > BUSY_LOAD
+    quiet = timing.OtherCpuMeter()
+    time.sleep(QUIET_CHECK_S)
+    others_before, during = quiet.cores(), timing.OtherCpuMeter()
     torch_threads = None
     torch_note = "skipped (--no_torch)"
     if not args.no_torch:
@@ -663,6 +700,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     }
     for name in args.benchmark_list:
         runners[name](run)
+    busy, contention = machine_contention(load_at_start, others_before, during.cores())
     if run.targets:
         run.tables.append(targets_table(run.targets, busy))
 
@@ -672,14 +710,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         f"Steps per timed repeat: {steps_text}; repeats: {args.repeats}",
         f"Threads: XLA:CPU with its default thread pool (one thread per core, {os.cpu_count()} "
         f"cores); PyTorch: {torch_note}",
-        "Load average (1, 5, 15 min) at the start: "
-        + ", ".join(f"{x:.2f}" for x in load_at_start)
-        + (
-            f" — **the machine was busy (1-min load above {BUSY_LOAD}): these timings are not "
-            "representative**"
-            if busy
-            else ""
-        ),
+        contention,
     ]
     method = [
         "Both frameworks run in this one process, one after the other, on the same uint8 data.",

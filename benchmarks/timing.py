@@ -3,6 +3,7 @@ block_until_ready inside it; PyTorch on CPU already is)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,3 +23,37 @@ def best_matmul_gflops(matmul: Callable[[], Any], size: int, repeats: int) -> fl
     """GFLOP/s of the fastest of `repeats` size×size products, after one warm-up product."""
     matmul()
     return 2 * size**3 / min(repeat_seconds(matmul, repeats)) / 1e9
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every process (and the hypervisor's steal) has used since boot, from Linux's
+    /proc/stat; None where that file does not exist."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process, all its threads (XLA's and PyTorch's pools included)."""
+    times = os.times()
+    return times.user + times.system
+
+
+class OtherCpuMeter:
+    """Cores used by everything but this process since the meter started: the machine's busy CPU
+    time minus this process's own, per wall-clock second. None off Linux."""
+
+    def __init__(self) -> None:
+        self._wall = time.perf_counter()
+        self._machine, self._own = machine_busy_seconds(), own_cpu_seconds()
+
+    def cores(self) -> float | None:
+        machine = machine_busy_seconds()
+        if machine is None or self._machine is None:
+            return None
+        others = (machine - self._machine) - (own_cpu_seconds() - self._own)
+        return max(0.0, others) / (time.perf_counter() - self._wall)
