@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
+import itertools
 import os
 import shlex
 import statistics
@@ -35,6 +37,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from autoencoders import data, models, optim, training
 from benchmarks import report, timing
@@ -416,6 +419,73 @@ def bench_vmapped_members(
     return results, flops
 
 
+def step_matmul_seconds(arch: Architecture, steps: int, repeats: int) -> tuple[float, int] | None:
+    """(seconds per step, FLOPs per step) of a training step's dense-layer products alone, `steps`
+    steps in one jitted loop (best of `repeats`): forward x·W, weight gradient xᵀ·g and input
+    gradient g·Wᵀ (none for the first encoder layer, whose input is data), at the step's shapes.
+    None for convolutional models."""
+    if arch.kind != "mlp":
+        return None
+    batch = arch.batch_size
+    layers = [
+        *itertools.pairwise(arch.encoder_dense_dims()),
+        *itertools.pairwise(arch.decoder_dense_dims()),
+    ]
+    keys = iter(jax.random.split(jax.random.key(0), 3 * len(layers)))
+    xs = [jax.random.normal(next(keys), (batch, i)) for i, _ in layers]
+    ws = [jax.random.normal(next(keys), (i, o)) for i, o in layers]
+    gs = [jax.random.normal(next(keys), (batch, o)) for _, o in layers]
+    flops = sum(2 * batch * i * o * (2 if n == 0 else 3) for n, (i, o) in enumerate(layers))
+
+    @jax.jit
+    def loop(xs, ws, gs):
+        def step(carry, _):
+            scale = 1.0 + 1e-30 * carry  # inputs depend on the carry: nothing leaves the loop
+            total = carry
+            for n, (x, w, g) in enumerate(zip(xs, ws, gs, strict=True)):
+                x, g = x * scale, g * scale
+                total += jnp.sum(x @ w) + jnp.sum(x.T @ g)
+                if n:
+                    total += jnp.sum(g @ w.T)
+            return total * 1e-30, None
+
+        return jax.lax.scan(step, jnp.zeros(()), None, length=steps)[0]
+
+    def call() -> None:
+        loop(xs, ws, gs).block_until_ready()
+
+    call()
+    return min(timing.repeat_seconds(call, repeats)) / steps, flops
+
+
+def optimizer_step_seconds(
+    arch: Architecture, spec: data.DataSpec, steps: int, repeats: int
+) -> float:
+    """Seconds per step of the model's optimizer update alone (the config's optax Adam on its
+    parameters, with fixed gradients), `steps` updates in one jitted loop, best of `repeats`."""
+    jm = JaxModel.build(arch, spec, steps)
+    params = jm.init_state(jax.random.key(0)).params
+    grads = jax.tree.map(lambda p: 1e-3 * jnp.ones_like(p), params)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def loop(state, grads):
+        def step(state, _):
+            params, opt_state = state
+            updates, opt_state = jm.tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        return jax.lax.scan(step, state, None, length=steps)[0]
+
+    state = (params, jm.tx.init(params))
+
+    def call() -> None:
+        nonlocal state
+        state = jax.block_until_ready(loop(state, grads))
+
+    call()
+    return min(timing.repeat_seconds(call, repeats)) / steps
+
+
 def jax_matmul_gflops(size: int, repeats: int) -> float:
     a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
@@ -443,7 +513,9 @@ class Run:
     args: argparse.Namespace
     bench: BenchData
     torch_threads: int | None
-    peak_gflops: float | None = None
+    # The matmul peak, measured again before each timed section (a CPU's clock drifts over
+    # minutes): (section, {framework: GFLOP/s}).
+    peaks: list[tuple[str, dict[str, float]]] = dataclasses.field(default_factory=list)
     tables: list[report.Table] = dataclasses.field(default_factory=list)
     raw: list[str] = dataclasses.field(default_factory=list)
     targets: dict[str, float | None] = dataclasses.field(default_factory=dict)
@@ -459,23 +531,34 @@ class Run:
     def steps_for(self, arch: Architecture) -> int:
         return self.args.steps or arch.default_steps
 
+    def measure_peak(self, section: str) -> float | None:
+        """The matmul peak now, for `section`'s '% of peak'; None without the peak benchmark."""
+        if "peak" not in self.args.benchmark_list:
+            return None
+        size, repeats = self.args.peak_size, max(self.args.repeats, 3)
+        rates = {"jnp.dot (jit)": jax_matmul_gflops(size, repeats)}
+        if self.torch_threads is not None:
+            from benchmarks import torch_reference
 
-def run_peak(run: Run) -> None:
+            rates["torch.mm"] = torch_reference.matmul_gflops(size, repeats)
+        self.peaks.append((section, rates))
+        return max(rates.values())
+
+
+def peak_table(run: Run) -> report.Table:
     size, repeats = run.args.peak_size, max(run.args.repeats, 3)
+    frameworks = list(run.peaks[0][1])
     table = report.Table(
         f"Matmul peak (float32 {size}×{size}, best of {repeats} after a warm-up)",
-        ["framework", "GFLOP/s"],
+        ["measured before", *(f"{f} GFLOP/s" for f in frameworks), "peak used"],
     )
-    rates = {"jnp.dot (jit)": jax_matmul_gflops(size, repeats)}
-    if run.torch_threads is not None:
-        from benchmarks import torch_reference
-
-        rates["torch.mm"] = torch_reference.matmul_gflops(size, repeats)
-    for name, rate in rates.items():
-        table.add(name, rate)
-    run.peak_gflops = max(rates.values())
-    table.notes.append(f"peak used for every '% of peak': {report.fmt(run.peak_gflops)} GFLOP/s")
-    run.tables.append(table)
+    for section, rates in run.peaks:
+        table.add(section, *(rates[f] for f in frameworks), max(rates.values()))
+    table.notes.append(
+        "measured again right before each timed section, whose '% of peak' uses that row's peak "
+        "(the better of the two frameworks): the CPU's clock drifts over minutes"
+    )
+    return table
 
 
 def run_training(run: Run) -> None:
@@ -484,6 +567,12 @@ def run_training(run: Run) -> None:
         TRAIN_TABLE,
         ["model", "batch", "steps", "JAX steps/s", "PyTorch steps/s", "JAX/PyTorch",
          "JAX examples/s", "PyTorch examples/s", "JAX % of peak", "PyTorch % of peak"],
+    )  # fmt: skip
+    time_split = report.Table(
+        "Where a JAX training step's time goes",
+        ["model", "JAX step ms", "matmuls alone ms", "matmuls alone % of peak",
+         "optimizer alone ms", "the rest ms", "PyTorch step ms",
+         "JAX/PyTorch if the rest took no time"],
     )  # fmt: skip
     flops_table = report.Table(
         "Training FLOPs",
@@ -499,7 +588,10 @@ def run_training(run: Run) -> None:
     for name in args.model_list:
         arch = ARCHITECTURES[name]
         steps = run.steps_for(arch)
+        peak = run.measure_peak(f"{arch.title}, training")
         jax_result = bench_jax_training(arch, run.bench, steps, args.repeats)
+        matmul_s = step_matmul_seconds(arch, steps, args.repeats)
+        optimizer_s = optimizer_step_seconds(arch, run.bench.spec, steps, args.repeats)
         run.log(f"{name} JAX ({steps} steps)", jax_result.measured)
         torch_result = None
         if run.torch_threads is not None:
@@ -517,7 +609,17 @@ def run_training(run: Run) -> None:
         throughput.add(
             arch.title, batch, steps, jax_result.steps_per_s, torch_steps, speedup,
             jax_result.steps_per_s * batch, None if torch_steps is None else torch_steps * batch,
-            percent(jax_gflops, run.peak_gflops), percent(torch_gflops, run.peak_gflops),
+            percent(jax_gflops, peak), percent(torch_gflops, peak),
+        )  # fmt: skip
+        jax_step_s = 1 / jax_result.steps_per_s
+        matmul_ms = None if matmul_s is None else 1e3 * matmul_s[0]
+        floor_s = None if matmul_s is None else matmul_s[0] + optimizer_s
+        time_split.add(
+            arch.title, 1e3 * jax_step_s, matmul_ms,
+            None if matmul_s is None else percent(matmul_s[1] / matmul_s[0] / 1e9, peak),
+            1e3 * optimizer_s, None if floor_s is None else 1e3 * (jax_step_s - floor_s),
+            None if torch_steps is None else 1e3 / torch_steps,
+            None if floor_s is None or torch_steps is None else 1 / (floor_s * torch_steps),
         )  # fmt: skip
         xla = jax_result.xla_flops_per_step
         flops_table.add(
@@ -534,9 +636,7 @@ def run_training(run: Run) -> None:
             run.targets["JAX/PyTorch on the IWAE-paper VAE ≥ 3×"] = speedup
         if name == "mlp":
             run.targets["JAX/PyTorch on the MLP VAE ≥ 1.3×"] = speedup
-            run.targets["JAX % of peak, MLP VAE batch 128 ≥ 60 %"] = percent(
-                jax_gflops, run.peak_gflops
-            )
+            run.targets["JAX % of peak, MLP VAE batch 128 ≥ 60 %"] = percent(jax_gflops, peak)
     throughput.notes += [
         f"median of {args.repeats} repeats; each repeat runs `steps` optimizer steps; "
         "examples/s = steps/s × batch",
@@ -546,7 +646,17 @@ def run_training(run: Run) -> None:
         "XLA:CPU runs convolutions inside a loop body far slower); PyTorch: "
         "benchmarks/torch_reference.py, one Python iteration per step",
         "% of peak: GFLOP/s (FLOPs per step from the 'FLOPs used' column of 'Training FLOPs') "
-        "over the matmul peak",
+        "over the matmul peak measured right before the model's rows",
+    ]
+    time_split.notes += [
+        "matmuls alone: the step's dense-layer products only (forward, input and weight "
+        "gradients at its shapes, `step_matmul_seconds`), jitted in one loop like the epoch, "
+        "best of the repeats; MLPs only",
+        "optimizer alone: the config's optax update (Adam) on the model's parameters with fixed "
+        "gradients, jitted in one loop (`optimizer_step_seconds`), best of the repeats",
+        "the rest: the step minus both: activations, likelihood, KL, random numbers (dynamic "
+        "binarization, the posterior sample), the minibatch gather and the loop itself",
+        "the last column bounds what removing all of 'the rest' could give",
     ]
     flops_table.notes += [
         "XLA: `compiled.cost_analysis()['flops']` of `jax.jit(model.train_step)` on one minibatch "
@@ -557,7 +667,7 @@ def run_training(run: Run) -> None:
         f"FLOPs used: XLA's count where within {FLOPS_TOLERANCE:.0%} of the analytic one, else "
         "the analytic one",
     ]
-    run.tables += [throughput, flops_table, warmup]
+    run.tables += [throughput, time_split, flops_table, warmup]
 
 
 def run_importance_sampling(run: Run) -> None:
@@ -570,6 +680,7 @@ def run_importance_sampling(run: Run) -> None:
     )  # fmt: skip
     for name in args.is_model_list:
         arch = ARCHITECTURES[name]
+        peak = run.measure_peak(f"{arch.title}, importance sampling")
         result = bench_importance_sampling(
             arch, run.bench, args.is_examples, args.is_samples, args.is_repeats
         )
@@ -580,11 +691,10 @@ def run_importance_sampling(run: Run) -> None:
         table.add(
             arch.title, result.num_examples, result.num_samples, result.measured.median_s,
             statistics.median(result.compile_s), result.pairs_per_s, result.xla_flops_per_pair,
-            analytic, source, gflops, percent(gflops, run.peak_gflops),
-            result.measured.first_call_s,
+            analytic, source, gflops, percent(gflops, peak), result.measured.first_call_s,
         )  # fmt: skip
         run.targets[f"JAX % of peak, importance-sampled evaluation, {arch.title} ≥ 60 %"] = percent(
-            gflops, run.peak_gflops
+            gflops, peak
         )
     table.notes += [
         f"the first {result.num_examples:,} of {run.bench.test.size:,} test images (--is_examples)",
@@ -605,6 +715,7 @@ def run_vmap(run: Run) -> None:
     args = run.args
     arch = ARCHITECTURES[args.vmap_model]
     steps = run.steps_for(arch)
+    peak = run.measure_peak(f"{arch.title}, vmapped seeds")
     results, xla = bench_vmapped_members(arch, run.bench, steps, args.repeats, args.vmap_size_list)
     flops, _ = chosen_flops(xla, float(arch.train_flops_per_step()))
     table = report.Table(
@@ -620,7 +731,7 @@ def run_vmap(run: Run) -> None:
         gflops = model_steps * flops / 1e9
         table.add(
             size, steps, measured.median_s, model_steps, model_steps / base,
-            model_steps * arch.batch_size, gflops, percent(gflops, run.peak_gflops),
+            model_steps * arch.batch_size, gflops, percent(gflops, peak),
             measured.warmup_s,
         )  # fmt: skip
     table.notes += [
@@ -693,13 +804,15 @@ def main(argv: Sequence[str] | None = None) -> str:
         f"{a.name} {a.default_steps}" for a in ARCHITECTURES.values()
     )
     runners = {
-        "peak": run_peak,
         "train": run_training,
         "is_eval": run_importance_sampling,
         "vmap": run_vmap,
     }
     for name in args.benchmark_list:
-        runners[name](run)
+        if name != "peak":  # measured before each section, see Run.measure_peak
+            runners[name](run)
+    if run.peaks:
+        run.tables.insert(0, peak_table(run))
     busy, contention = machine_contention(load_at_start, others_before, during.cores())
     if run.targets:
         run.tables.append(targets_table(run.targets, busy))
