@@ -889,6 +889,31 @@ def evaluate_run(
         results["figures"] = [os.path.relpath(f, workdir) for f in figures]
     results["seconds"] = timings
     results["total_seconds"] = quantity(time.time() - start, "seconds")
-    with open(os.path.join(workdir, "eval.json"), "w") as f:
+    path = os.path.join(workdir, "eval.json")
+    results = carry_over_parts(results, path)
+    with open(path + ".tmp", "w") as f:  # then renamed: a kill never leaves half a file
         json.dump(results, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return results
+
+
+def carry_over_parts(results: dict[str, Any], path: str) -> dict[str, Any]:
+    """`results` plus the parts of the eval.json at `path` that this evaluation did not redo,
+    when that file evaluated the same checkpoint (epoch); results["carried_over"] gives the
+    options each kept part was computed with. Parts of another checkpoint are dropped."""
+    try:
+        with open(path) as f:
+            previous = json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return results
+    if previous.get("epoch") != results["epoch"]:
+        return results
+    results = dict(results, seconds=dict(results["seconds"]), carried_over={})
+    previously_carried = previous.get("carried_over", {})
+    for part in PARTS:
+        if part in previous and part not in results:
+            results[part] = previous[part]
+            results["carried_over"][part] = previously_carried.get(part, previous["options"])
+            if part in previous.get("seconds", {}):
+                results["seconds"][part] = previous["seconds"][part]
     return results

@@ -229,6 +229,27 @@ def test_evaluate_command_writes_eval_json_with_units_and_figures(vae_run):
     assert all(dict(_quantities(again))[p]["value"] == quantities[p]["value"] for p in numbers)
 
 
+def test_partial_re_evaluation_keeps_the_other_parts_of_the_same_checkpoint(vae_run):
+    path = os.path.join(vae_run, "eval.json")
+    first = evaluation.evaluate_run(vae_run, dataclasses.replace(SMALL, parts=("reduction",)))
+    fewer_samples = dataclasses.replace(SMALL, parts=("density",), num_samples=20, report_ks=(1,))
+    evaluation.evaluate_run(vae_run, fewer_samples)
+    with open(path) as f:
+        on_disk = json.load(f)
+    assert on_disk["density"]["nll"]["num_samples"] == 20  # redone
+    assert on_disk["reduction"] == json.loads(json.dumps(first["reduction"]))  # kept
+    assert on_disk["carried_over"]["reduction"]["parts"] == ["reduction"]  # with its options
+    assert "density" not in on_disk["carried_over"]
+
+    # An eval.json of another checkpoint is not mixed in.
+    on_disk["epoch"] = -1
+    with open(path, "w") as f:
+        json.dump(on_disk, f)
+    third = evaluation.evaluate_run(vae_run, dataclasses.replace(SMALL, parts=("reduction",)))
+    assert "density" not in third and "carried_over" not in third
+    assert not os.path.exists(path + ".tmp")
+
+
 def test_deterministic_autoencoder_claims_no_likelihood(tmp_path):
     workdir = str(tmp_path)
     training.train_and_evaluate(helpers.tiny_config("ae", **{"train.num_epochs": 1}), workdir)
