@@ -9,7 +9,8 @@ Works on a finished run or on one still training (its latest checkpoint). See
 
 from absl import app, flags, logging
 
-from autoencoders import evaluation, training
+from autoencoders import evaluation
+from experiments import cli
 
 _DEFAULTS = evaluation.Options()
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run's directory (config.json, checkpoints/).")
@@ -51,11 +52,8 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.INFO)
-    logging.get_absl_handler().addFilter(training.QuietLibraries())
-    try:
+    cli.start(argv)
+    with cli.user_errors(ValueError, FileNotFoundError):
         options = evaluation.Options(
             parts=tuple(_PARTS.value),
             seed=_SEED.value,
@@ -70,9 +68,6 @@ def main(argv: list[str]) -> None:
             probe_test_examples=_PROBE_TEST.value,
         )
         results = evaluation.evaluate_run(_WORKDIR.value, options, _EPOCH.value)
-    except (ValueError, FileNotFoundError) as e:
-        logging.error("%s", e)
-        raise SystemExit(f"error: {e}") from None
     logging.info("%s", evaluation.summary(results))
     logging.info("Wrote %s/eval.json", _WORKDIR.value)
 

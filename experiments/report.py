@@ -32,6 +32,7 @@ from absl import app, flags  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from autoencoders import metrics, sweeps  # noqa: E402
+from experiments import cli  # noqa: E402
 
 # The quantity plotted and compared: the first of these a run logs (a VAE's bound is neg_elbo, or
 # xent_plus_kl for a Bernoulli on grey levels; a deterministic AE has only its reconstruction term).
@@ -424,10 +425,8 @@ flags.mark_flags_as_required(["sweep_dir"])
 def main(argv: list[str]) -> None:
     del argv
     out = _OUT.value or os.path.join(_SWEEP_DIR.value, "report")
-    try:
+    with cli.user_errors(ValueError, FileNotFoundError):
         paths = write_report(_SWEEP_DIR.value, out, _X.value)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None
     with open(paths[0]) as f:
         print(f.read())
     print("\n".join(paths))

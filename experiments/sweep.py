@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from absl import app, flags
 
 from autoencoders import sweeps
+from experiments import cli
 
 _CONFIG = flags.DEFINE_string("config", None, "<config file>:sweep=NAME[,config arguments].")
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "One workdir per run is made in here.")
@@ -82,14 +83,12 @@ def _raise_interrupt(signum, frame):
 
 def main(argv: list[str]) -> None:
     global_flags = argv[1:]
-    try:
+    with cli.user_errors(ValueError):
         train_flags = ["--allow_config_change"] if _ALLOW_CONFIG_CHANGE.value else []
         plan = sweeps.plan_from_command(
             _CONFIG.value, _SWEEP_DIR.value, global_flags, train_flags=train_flags
         )
         runs = sweeps.select(plan, parse_ids(_RUNS.value))
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
     if _DRY_RUN.value:
         _print_plan(plan, runs)
         return

@@ -6,10 +6,11 @@
 Re-running the same command resumes from the latest checkpoint in --workdir.
 """
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 from autoencoders import training
+from experiments import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file.", lock_config=True
@@ -22,18 +23,12 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.INFO)
-    logging.get_absl_handler().addFilter(training.QuietLibraries())
-    try:
+    cli.start(argv)
+    # Config and data errors, and a diverged run, are the user's to fix: a message, not a trace.
+    with cli.user_errors(ValueError, FloatingPointError):
         training.train_and_evaluate(
             _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value
         )
-    except (ValueError, FloatingPointError) as e:
-        # Config and data errors are the user's to fix: a message, not a stack trace.
-        logging.error("%s", e)
-        raise SystemExit(f"error: {e}") from None
 
 
 def parse_flags(argv: list[str]) -> list[str]:
