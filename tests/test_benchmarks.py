@@ -30,6 +30,11 @@ def test_tiny_benchmark_table_parses(tmp_path):
         assert report.parse_number(row["JAX/PyTorch"]) > 0
     else:
         assert row["PyTorch steps/s"] == "—"
+    (split,) = tables["Where a JAX training step's time goes"]
+    for column in ("JAX step ms", "matmuls alone ms", "optimizer alone ms"):
+        assert report.parse_number(split[column]) > 0, column
+    (peak,) = tables["Matmul peak (float32 128×128, best of 3 after a warm-up)"]
+    assert peak["measured before"].endswith("training")
     (flops,) = tables["Training FLOPs"]
     if has_torch:
         assert flops["params JAX"] == flops["params PyTorch"]
