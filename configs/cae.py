@@ -11,7 +11,7 @@ Expect test/jacobian_sq_norm (‖J‖²_F per image) below a plain AE's at about
 Measured after 1 epoch (`--config.train.num_epochs=1`): test/jacobian_sq_norm 3.17 at test/sq_err
 12.63; configs/ae.py's encoder after 1 epoch: ‖J‖²_F 4.72 at the same 12.63. Larger λ contracts
 more at a cost in reconstruction. `--config.model.jacobian=projection` (4 probes) ran 8× faster
-on a CPU with the same result: ‖J‖²_F 3.19 (the estimate) at test/sq_err 12.67.
+on a CPU with the same result: ‖J‖²_F 3.19 (the estimate) at test/sq_err 12.66.
 
 Arguments: as configs/ae.py. Family fields (`--config.model.jacobian=projection`):
   contractive_weight  λ (default 0.1)

@@ -9,7 +9,7 @@ the weight of configs/cae.py):
 
 Expect the encoder to contract about as configs/cae.py's does, for one extra encoder pass per
 step instead of 30 VJPs. Measured after 1 epoch (`--config.train.num_epochs=1`):
-test/code_shift_sq 0.032 (≈ σ²·3.2) at test/sq_err 12.62; the encoder's exact ‖J‖²_F 3.20, against
+test/code_shift_sq 0.032 (≈ σ²·3.2) at test/sq_err 12.61; the encoder's exact ‖J‖²_F 3.20, against
 3.17 for configs/cae.py and 4.72 for configs/ae.py.
 
 Arguments: as configs/ae.py. Family fields (`--config.model.noise_std=0.05`):
