@@ -17,7 +17,10 @@ the same way at every evaluation.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import urllib.request
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -121,6 +124,61 @@ def _load_digits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {"train": (images[train], labels[train]), "test": (images[test], labels[test])}
 
 
+# Frey Face (B. Frey, via S. Roweis): 1,965 grey-level 28×20 face images, no labels; the
+# real-valued dataset of Kingma & Welling (2014). Looked up as frey_face/frey_rawface.mat under
+# $AUTOENCODERS_DATA_DIR (default ~/.cache/autoencoders), downloaded there when missing.
+FREY_FACE_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
+FREY_FACE_MD5 = "5aeb024d42b8a6091f30e5eb18c8a48d"
+
+
+def files_dir() -> str:
+    """Where the datasets that TFDS does not have live: $AUTOENCODERS_DATA_DIR or a user cache."""
+    default = os.path.join(os.path.expanduser("~"), ".cache", "autoencoders")
+    return os.environ.get("AUTOENCODERS_DATA_DIR") or default
+
+
+def _md5(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
+
+
+def _load_frey_face() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Frey Face as (N, 28, 20, 1) uint8 levels 0..255, no labels; a fixed 80/20 train/test
+    split (seed 0), as for the digits."""
+    from scipy.io import loadmat
+
+    path = os.path.join(files_dir(), "frey_face", "frey_rawface.mat")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        urllib.request.urlretrieve(FREY_FACE_URL, path + ".part")
+        os.replace(path + ".part", path)
+    if _md5(path) != FREY_FACE_MD5:
+        raise ValueError(f"config.data.name='frey_face': {path} is not the published file (md5).")
+    faces = loadmat(path)["ff"]  # (560, 1965): column i is image i, row-major 28×20
+    images = faces.T.reshape(-1, 28, 20, 1).astype(np.uint8)
+    labels = np.full(len(images), -1, np.int32)
+    order = np.random.default_rng(0).permutation(len(images))
+    num_test = len(images) // 5
+    test, train = order[:num_test], order[num_test:]
+    return {"train": (images[train], labels[train]), "test": (images[test], labels[test])}
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalDataset:
+    """A dataset that is not in TFDS: its spec's facts, and a loader of whole splits."""
+
+    shape: tuple[int, int, int]
+    num_levels: int
+    num_classes: int
+    load: Callable[[], dict[str, tuple[np.ndarray, np.ndarray]]]
+
+
+LOCAL_DATASETS: dict[str, LocalDataset] = {
+    "digits": LocalDataset((8, 8, 1), 17, 10, lambda: _load_digits()),
+    "frey_face": LocalDataset((28, 20, 1), 256, 0, lambda: _load_frey_face()),
+}
+
+
 def _load_tfds(name: str, data_dir: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Whole train and test splits of a TFDS image dataset as numpy arrays."""
     import tensorflow as tf
@@ -151,8 +209,9 @@ def _load_tfds(name: str, data_dir: str | None) -> dict[str, tuple[np.ndarray, n
 def describe(data_cfg) -> DataSpec:
     """The dataset's spec from metadata only (no data read), so configs are checked up front."""
     check_config(data_cfg)
-    if data_cfg.name == "digits":
-        shape, num_levels, num_classes = (8, 8, 1), 17, 10
+    if data_cfg.name in LOCAL_DATASETS:
+        local = LOCAL_DATASETS[data_cfg.name]
+        shape, num_levels, num_classes = local.shape, local.num_levels, local.num_classes
     else:
         import tensorflow_datasets as tfds
 
@@ -160,7 +219,8 @@ def describe(data_cfg) -> DataSpec:
             features = tfds.builder(data_cfg.name, data_dir=_tfds_dir(data_cfg)).info.features
         except Exception as e:  # DatasetNotFoundError and friends
             raise ValueError(
-                f"config.data.name={data_cfg.name!r}: not 'digits' and not a TFDS dataset "
+                f"config.data.name={data_cfg.name!r}: not one of {', '.join(LOCAL_DATASETS)} and "
+                "not a TFDS dataset "
                 f"({type(e).__name__}: {e})."
             ) from e
         if "image" not in features:
@@ -186,8 +246,9 @@ def _tfds_dir(data_cfg) -> str | None:
 def load(data_cfg) -> Dataset:
     """Loads `config.data` into device memory: train (minus validation), validation, test."""
     spec = describe(data_cfg)
-    if data_cfg.name == "digits":
-        arrays, raw_levels = _load_digits(), 17
+    if data_cfg.name in LOCAL_DATASETS:
+        local = LOCAL_DATASETS[data_cfg.name]
+        arrays, raw_levels = local.load(), local.num_levels
     else:
         arrays = _load_tfds(data_cfg.name, _tfds_dir(data_cfg))
         raw_levels = 2 if data_cfg.name in BINARY_TFDS_DATASETS else 256

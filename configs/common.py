@@ -85,7 +85,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.network.activation = "relu"
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = "binarized_mnist"  # any TFDS image dataset, or 'digits' (embedded)
+    # Any TFDS image dataset, 'digits' (embedded) or 'frey_face' (data.LOCAL_DATASETS).
+    c.data.name = "binarized_mnist"
     c.data.data_dir = ""  # TFDS data dir; '' = $TFDS_DATA_DIR or TFDS's default
     c.data.binarization = "none"  # none | static | dynamic
     c.data.dequantize = False  # uniform dequantization (continuous likelihoods on grey levels)
@@ -135,8 +136,15 @@ def apply_likelihood(config: ml_collections.ConfigDict, preset: str) -> None:
 
 
 def apply_dataset(config: ml_collections.ConfigDict, name: str) -> None:
-    """Dataset-specific sizes: the embedded 8×8 digits get a small, quick setup."""
+    """Dataset-specific sizes: the embedded 8×8 digits get a small, quick setup; Frey Face (1,572
+    training images) Kingma & Welling's 200 hidden units and minibatches of 100."""
     config.data.name = name
+    if name == "frey_face":
+        config.network.hidden = (200,)
+        config.train.batch_size = 100
+        config.train.num_epochs = 300
+        config.train.eval_every = 25
+        config.checkpoint.every_epochs = 25
     if name == "digits":
         config.network.hidden = (128,)
         config.network.conv_features = (16,)

@@ -25,6 +25,21 @@ def shared_tfds_dir() -> str | None:
     return None
 
 
+def frey_face_dir() -> str | None:
+    """A folder with frey_face/frey_rawface.mat ($AUTOENCODERS_DATA_DIR or ../shared/datasets)."""
+    for candidate in (
+        os.environ.get("AUTOENCODERS_DATA_DIR"),
+        str(REPO.parent / "shared" / "datasets"),
+    ):
+        if candidate and (pathlib.Path(candidate) / "frey_face" / "frey_rawface.mat").is_file():
+            return candidate
+    return None
+
+
+requires_frey_face = pytest.mark.skipif(
+    frey_face_dir() is None, reason="needs frey_rawface.mat (../shared/datasets/frey_face)"
+)
+
 requires_shared_data = pytest.mark.skipif(
     shared_tfds_dir() is None, reason="needs ../shared/tensorflow_datasets (real MNIST)"
 )

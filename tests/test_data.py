@@ -8,7 +8,8 @@ import tensorflow_datasets as tfds
 
 from autoencoders import data
 from configs import common
-from tests.helpers import requires_shared_data, shared_tfds_dir
+from tests import helpers
+from tests.helpers import requires_frey_face, requires_shared_data, shared_tfds_dir
 
 
 def data_config(**kw):
@@ -90,7 +91,7 @@ def test_dequantize_with_binarization_is_refused():
 
 
 def test_unknown_tfds_name_is_a_config_error():
-    with pytest.raises(ValueError, match="not 'digits' and not a TFDS dataset"):
+    with pytest.raises(ValueError, match="not one of digits, frey_face and not a TFDS dataset"):
         data.describe(data_config(name="no_such_dataset_xyz"))
 
 
@@ -110,3 +111,44 @@ def test_real_mnist_and_binarized_mnist_from_shared():
     assert (binary.train.size, binary.test.size) == (50_000, 10_000)
     assert binary.spec.kind == "binary" and binary.spec.num_classes == 0
     assert int(binary.test.labels.max()) == -1
+
+
+@requires_frey_face
+def test_frey_face_loads_every_image_as_its_published_column(monkeypatch):
+    from scipy.io import loadmat
+
+    monkeypatch.setenv("AUTOENCODERS_DATA_DIR", helpers.frey_face_dir())
+    ds = data.load(data_config(name="frey_face", dequantize=True))
+    assert ds.spec.shape == (28, 20, 1) and ds.spec.num_classes == 0
+    assert ds.spec.num_levels == 256 and ds.spec.kind == "dequantized"
+    assert (ds.train.size, ds.test.size) == (1572, 393)
+    assert int(ds.train.labels.max()) == int(ds.test.labels.min()) == -1
+    # Image i is column i of `ff` read row by row as 28×20 (the file's documented layout).
+    columns = loadmat(f"{helpers.frey_face_dir()}/frey_face/frey_rawface.mat")["ff"].T
+    loaded = np.concatenate([np.asarray(ds.train.images), np.asarray(ds.test.images)])
+    as_rows = sorted(image.tobytes() for image in loaded.reshape(len(loaded), -1))
+    assert as_rows == sorted(column.astype(np.uint8).tobytes() for column in columns)
+
+
+def test_frey_face_file_that_is_not_the_published_one_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "frey_face").mkdir()
+    (tmp_path / "frey_face" / "frey_rawface.mat").write_bytes(b"not the file")
+    monkeypatch.setenv("AUTOENCODERS_DATA_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="frey_face.*md5"):
+        data.load(data_config(name="frey_face", dequantize=True))
+
+
+@requires_frey_face
+def test_frey_face_trains_a_gaussian_vae(tmp_path, monkeypatch):
+    from autoencoders import metrics, training
+    from configs import vae
+
+    monkeypatch.setenv("AUTOENCODERS_DATA_DIR", helpers.frey_face_dir())
+    config = vae.get_config("data=frey_face,likelihood=gaussian_learned,latent=2")
+    config.train.num_epochs, config.train.eval_every, config.checkpoint.every_epochs = 3, 3, 3
+    training.train_and_evaluate(config, str(tmp_path))
+    path = str(tmp_path / "metrics.jsonl")
+    test, train = metrics.latest_by_epoch(path, "test")[3], metrics.latest_by_epoch(path, "train")
+    # A density on dequantized grey levels: finite, and training lowers the bound.
+    assert np.isfinite(test["neg_elbo"]) and test["kl"] > 0
+    assert train[3]["loss"] < train[1]["loss"]

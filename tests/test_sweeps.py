@@ -143,14 +143,15 @@ def test_manifest_records_every_run(tmp_path):
 
 def test_shipped_sweeps_expand_to_valid_configs():
     expected = {
-        "latent_x_likelihood": 15,
-        "kingma_welling_fig2": 5,
+        "latent_x_likelihood": (15, "mnist"),
+        "kingma_welling_fig2": (5, "mnist"),
+        "kingma_welling_frey": (4, "frey_face"),
     }
-    for name, count in expected.items():
+    for name, (count, dataset) in expected.items():
         plan = sweeps.plan_from_command(f"configs/vae.py:sweep={name}", "/s")
         assert len(plan.runs) == count
         configs = [sweeps.resolve_config(r.argv) for r in plan.runs]
-        assert {c.data.name for c in configs} == {"mnist"}
+        assert {c.data.name for c in configs} == {dataset}
     lxl = sweeps.plan_from_command("configs/vae.py:sweep=latent_x_likelihood", "/s")
     kinds = {
         (c.likelihood.name, c.likelihood.learn_sigma, c.data.binarization, c.data.dequantize)
@@ -169,6 +170,14 @@ def test_shipped_sweeps_expand_to_valid_configs():
         "tanh",
     )
     assert (c.optimizer.name, c.train.batch_size) == ("adagrad", 100)
+    frey = sweeps.plan_from_command("configs/vae.py:sweep=kingma_welling_frey", "/s")
+    c = sweeps.resolve_config(frey.runs[0].argv)
+    assert (c.model.latent_dim, tuple(c.network.hidden), c.train.batch_size) == (2, (200,), 100)
+    assert (c.likelihood.name, c.likelihood.learn_sigma, c.data.dequantize) == (
+        "gaussian",
+        True,
+        True,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
