@@ -29,6 +29,8 @@ import numpy as np
 from autoencoders import likelihoods
 
 BINARIZATIONS = ("none", "static", "dynamic")
+# Whole splits as loaded from disk: {"train" | "test": (uint8 images (N, H, W, C), int32 labels)}.
+Splits = dict[str, tuple[np.ndarray, np.ndarray]]
 # TFDS stores these as uint8 0/1 images; every other TFDS image dataset is taken as 8-bit.
 BINARY_TFDS_DATASETS = ("binarized_mnist",)
 
@@ -111,17 +113,22 @@ def check_config(data_cfg) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_digits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """scikit-learn's 8×8 digits (1,797 images, 17 grey levels); a fixed 80/20 train/test split."""
+def _fixed_split(images: np.ndarray, labels: np.ndarray) -> Splits:
+    """A dataset without its own test split: a fixed random 80/20 train/test split (seed 0)."""
+    order = np.random.default_rng(0).permutation(len(images))
+    num_test = len(images) // 5
+    test, train = order[:num_test], order[num_test:]
+    return {"train": (images[train], labels[train]), "test": (images[test], labels[test])}
+
+
+def _load_digits() -> Splits:
+    """scikit-learn's 8×8 digits (1,797 images, 17 grey levels), `_fixed_split`."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     images = digits.images.astype(np.uint8)[..., None]  # levels 0..16
     labels = digits.target.astype(np.int32)
-    order = np.random.default_rng(0).permutation(len(images))
-    num_test = len(images) // 5
-    test, train = order[:num_test], order[num_test:]
-    return {"train": (images[train], labels[train]), "test": (images[test], labels[test])}
+    return _fixed_split(images, labels)
 
 
 # Frey Face (B. Frey, via S. Roweis): 1,965 grey-level 28×20 face images, no labels; the
@@ -142,9 +149,8 @@ def _md5(path: str) -> str:
         return hashlib.md5(f.read()).hexdigest()
 
 
-def _load_frey_face() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Frey Face as (N, 28, 20, 1) uint8 levels 0..255, no labels; a fixed 80/20 train/test
-    split (seed 0), as for the digits."""
+def _load_frey_face() -> Splits:
+    """Frey Face as (N, 28, 20, 1) uint8 levels 0..255, no labels, `_fixed_split`."""
     from scipy.io import loadmat
 
     path = os.path.join(files_dir(), "frey_face", "frey_rawface.mat")
@@ -156,11 +162,7 @@ def _load_frey_face() -> dict[str, tuple[np.ndarray, np.ndarray]]:
         raise ValueError(f"config.data.name='frey_face': {path} is not the published file (md5).")
     faces = loadmat(path)["ff"]  # (560, 1965): column i is image i, row-major 28×20
     images = faces.T.reshape(-1, 28, 20, 1).astype(np.uint8)
-    labels = np.full(len(images), -1, np.int32)
-    order = np.random.default_rng(0).permutation(len(images))
-    num_test = len(images) // 5
-    test, train = order[:num_test], order[num_test:]
-    return {"train": (images[train], labels[train]), "test": (images[test], labels[test])}
+    return _fixed_split(images, np.full(len(images), -1, np.int32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,16 +172,16 @@ class LocalDataset:
     shape: tuple[int, int, int]
     num_levels: int
     num_classes: int
-    load: Callable[[], dict[str, tuple[np.ndarray, np.ndarray]]]
+    load: Callable[[], Splits]
 
 
 LOCAL_DATASETS: dict[str, LocalDataset] = {
-    "digits": LocalDataset((8, 8, 1), 17, 10, lambda: _load_digits()),
-    "frey_face": LocalDataset((28, 20, 1), 256, 0, lambda: _load_frey_face()),
+    "digits": LocalDataset((8, 8, 1), 17, 10, _load_digits),
+    "frey_face": LocalDataset((28, 20, 1), 256, 0, _load_frey_face),
 }
 
 
-def _load_tfds(name: str, data_dir: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _load_tfds(name: str, data_dir: str | None) -> Splits:
     """Whole train and test splits of a TFDS image dataset as numpy arrays."""
     import tensorflow as tf
     import tensorflow_datasets as tfds

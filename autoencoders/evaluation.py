@@ -65,7 +65,8 @@ class Options:
     report_ks: tuple[int, ...] = (1, 10, 100, 1000)
     sample_chunk: int = 500  # importance samples drawn at once per example
     # Examples vectorised at once; memory ∝ example_batch·sample_chunk. ~4000 decoder rows per
-    # block keep its activations in cache: 10-25 % faster on a CPU than 16000 (benchmarks.run).
+    # block keep its activations in cache: faster on a CPU than 32 examples (16000 rows); compare
+    # `python -m benchmarks.run --benchmarks=is_eval --is_example_batch=32` with the default.
     example_batch: int = 8
     density_examples: int = 0  # test images for the IS estimate; 0 = all
     active_threshold: float = 0.01
@@ -209,8 +210,8 @@ def importance_sampled_log_likelihood(
     rng: Array,
     num_samples: int,
     ks: Sequence[int] = (),
-    sample_chunk: int = 500,
-    example_batch: int = 8,
+    sample_chunk: int = Options.sample_chunk,
+    example_batch: int = Options.example_batch,
     block_size: int = 1000,
 ) -> dict[int, np.ndarray]:
     """IWAE estimates of log p(x) per example, in nats per image, for k in `ks` and `num_samples`.

@@ -101,6 +101,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--is_examples", type=int, default=10_000, help="test images for is_eval")
     add("--is_samples", type=int, default=5000, help="importance samples k per image")
     add("--is_repeats", type=int, default=3)
+    add(
+        "--is_example_batch",
+        type=int,
+        default=0,
+        help="examples per importance-sampling block; 0: evaluation.Options' default",
+    )
     add("--vmap_model", choices=tuple(ARCHITECTURES), default="iwae")
     add("--vmap_sizes", default="1,2,4,8", help="numbers of vmapped members S")
     add("--peak_size", type=int, default=4096, help="side of the square matmul for the peak")
@@ -351,12 +357,18 @@ class ISResult:
 
 
 def bench_importance_sampling(
-    arch: Architecture, bench: BenchData, num_examples: int, num_samples: int, repeats: int
+    arch: Architecture,
+    bench: BenchData,
+    num_examples: int,
+    num_samples: int,
+    repeats: int,
+    example_batch: int = 0,
 ) -> ISResult:
     from autoencoders import evaluation
 
     options = evaluation.Options()
-    chunk, example_batch = min(options.sample_chunk, num_samples), options.example_batch
+    chunk = min(options.sample_chunk, num_samples)
+    example_batch = example_batch or options.example_batch
     jm = JaxModel.build(arch, bench.spec, 1)
     params = jm.init_state(jax.random.key(0)).params
     n = min(num_examples, bench.test.size)
@@ -451,11 +463,8 @@ def step_matmul_seconds(arch: Architecture, steps: int, repeats: int) -> tuple[f
 
         return jax.lax.scan(step, jnp.zeros(()), None, length=steps)[0]
 
-    def call() -> None:
-        loop(xs, ws, gs).block_until_ready()
-
-    call()
-    return min(timing.repeat_seconds(call, repeats)) / steps, flops
+    seconds = timing.best_seconds(lambda: loop(xs, ws, gs).block_until_ready(), repeats)
+    return seconds / steps, flops
 
 
 def optimizer_step_seconds(
@@ -482,8 +491,7 @@ def optimizer_step_seconds(
         nonlocal state
         state = jax.block_until_ready(loop(state, grads))
 
-    call()
-    return min(timing.repeat_seconds(call, repeats)) / steps
+    return timing.best_seconds(call, repeats) / steps
 
 
 def jax_matmul_gflops(size: int, repeats: int) -> float:
@@ -682,7 +690,12 @@ def run_importance_sampling(run: Run) -> None:
         arch = ARCHITECTURES[name]
         peak = run.measure_peak(f"{arch.title}, importance sampling")
         result = bench_importance_sampling(
-            arch, run.bench, args.is_examples, args.is_samples, args.is_repeats
+            arch,
+            run.bench,
+            args.is_examples,
+            args.is_samples,
+            args.is_repeats,
+            args.is_example_batch,
         )
         run.log(f"is_eval {arch.name} (seconds minus compile)", result.measured)
         analytic = arch.importance_sample_flops(result.num_samples)
@@ -698,8 +711,9 @@ def run_importance_sampling(run: Run) -> None:
         )
     table.notes += [
         f"the first {result.num_examples:,} of {run.bench.test.size:,} test images (--is_examples)",
-        "`evaluation.importance_sampled_log_likelihood` with `evaluation.Options`' sample_chunk="
-        f"{result.chunk} and example_batch={result.example_batch}, untrained parameters "
+        f"`evaluation.importance_sampled_log_likelihood` with sample_chunk={result.chunk} and "
+        f"example_batch={result.example_batch} (--is_example_batch; 0 takes evaluation.Options'), "
+        "untrained parameters "
         f"(speed does not depend on them); median of {args.is_repeats} calls after a first call "
         "(whose compile-related seconds are in the raw timings as 'warm-up')",
         "seconds = wall time minus the compile-related seconds inside the same call (jax."

@@ -19,10 +19,15 @@ def repeat_seconds(fn: Callable[[], Any], repeats: int) -> list[float]:
     return [seconds(fn) for _ in range(repeats)]
 
 
+def best_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    """The fastest of `repeats` calls of `fn`, after one warm-up call."""
+    fn()
+    return min(repeat_seconds(fn, repeats))
+
+
 def best_matmul_gflops(matmul: Callable[[], Any], size: int, repeats: int) -> float:
     """GFLOP/s of the fastest of `repeats` size×size products, after one warm-up product."""
-    matmul()
-    return 2 * size**3 / min(repeat_seconds(matmul, repeats)) / 1e9
+    return 2 * size**3 / best_seconds(matmul, repeats) / 1e9
 
 
 def machine_busy_seconds() -> float | None:

@@ -119,7 +119,7 @@ class Model:
         """(−log p(x|z), squared error of the mean), each summed per image.
 
         The per-pixel terms are computed on one flattened pixel axis: XLA:CPU sums a trailing
-        (H, W, 1) block several times slower (half the time of importance-sampled evaluation).
+        (H, W, 1) block several times slower (it dominated importance-sampled evaluation).
         """
         out = self.decode(params, z, cond)
         out = out.reshape(*out.shape[:-4], -1, out.shape[-1])  # (B, H·W·C, params per pixel)
@@ -135,7 +135,7 @@ class Model:
         raise NotImplementedError
 
     # Diagnostics that evaluation reports but training steps leave out (XLA then never computes
-    # them): the squared error of the mean image costs ~7 % of a small model's step on a CPU.
+    # them): the squared error of the mean image is a visible share of a small model's CPU step.
     eval_only_terms: tuple[str, ...] = ("sq_err",)
 
     def loss(self, params: Params, batch: Batch, rng: Array) -> tuple[Array, dict[str, Array]]:
