@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from autoencoders import data, models, optim, training
+from autoencoders import data, models, optim, threefry, training
 from benchmarks import report, timing
 from benchmarks.architectures import ARCHITECTURES, IMAGE_SHAPE, Architecture
 
@@ -580,7 +580,7 @@ def run_training(run: Run) -> None:
         "Where a JAX training step's time goes",
         ["model", "JAX step ms", "matmuls alone ms", "matmuls alone % of peak",
          "optimizer alone ms", "the rest ms", "PyTorch step ms",
-         "JAX/PyTorch if the rest took no time"],
+         "JAX/PyTorch if the rest took no time", "JAX % of peak if the rest took no time"],
     )  # fmt: skip
     flops_table = report.Table(
         "Training FLOPs",
@@ -628,6 +628,7 @@ def run_training(run: Run) -> None:
             1e3 * optimizer_s, None if floor_s is None else 1e3 * (jax_step_s - floor_s),
             None if torch_steps is None else 1e3 / torch_steps,
             None if floor_s is None or torch_steps is None else 1 / (floor_s * torch_steps),
+            None if floor_s is None else percent(flops / floor_s / 1e9, peak),
         )  # fmt: skip
         xla = jax_result.xla_flops_per_step
         flops_table.add(
@@ -664,7 +665,8 @@ def run_training(run: Run) -> None:
         "gradients, jitted in one loop (`optimizer_step_seconds`), best of the repeats",
         "the rest: the step minus both: activations, likelihood, KL, random numbers (dynamic "
         "binarization, the posterior sample), the minibatch gather and the loop itself",
-        "the last column bounds what removing all of 'the rest' could give",
+        "the last two columns bound what removing all of 'the rest' could give (FLOPs as in "
+        "'Training FLOPs')",
     ]
     flops_table.notes += [
         "XLA: `compiled.cost_analysis()['flops']` of `jax.jit(model.train_step)` on one minibatch "
@@ -847,6 +849,13 @@ def main(argv: Sequence[str] | None = None) -> str:
         f"{args.torch_warmup_steps} untimed warm-up steps first.",
         "Reported: the median over the repeats; raw per-repeat seconds are listed at the end.",
         "Peak: the best of `jax.jit(jnp.dot)` and `torch.mm` on float32 square matrices.",
+        "JAX random numbers (Threefry-2x32) on CPU: "
+        + (
+            "lowered straight-line (`autoencoders/threefry.py`, the same bits as JAX's rolled "
+            "loop; AUTOENCODERS_ROLLED_THREEFRY=1 turns it off)"
+            if threefry.is_registered()
+            else "JAX's rolled loop (AUTOENCODERS_ROLLED_THREEFRY is set)"
+        ),
     ]
     text = report.record(command, started, settings, method, run.tables, run.raw)
     print(text)
