@@ -11,13 +11,16 @@ writing what its own run would write into workdir/members/<name>/ (see "Vectoris
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import datetime
 import json
 import logging
 import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -429,21 +432,66 @@ def train_and_evaluate(
     """
     check_config(config)
     os.makedirs(workdir, exist_ok=True)
-    write_or_check_config(config, workdir, allow_config_change)
-    members = sweeps.vmap_members(config.get("vmap"))
-    for member in members:
-        member_dir = sweeps.member_workdir(workdir, member)
-        os.makedirs(member_dir, exist_ok=True)
-        write_or_check_config(member_config(config, member), member_dir, allow_config_change)
-    file_log = logging.FileHandler(os.path.join(workdir, "log.txt"))
-    file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    file_log.addFilter(QuietLibraries())
-    logging.getLogger().addHandler(file_log)
+    with workdir_lock(workdir):
+        write_or_check_config(config, workdir, allow_config_change)
+        members = sweeps.vmap_members(config.get("vmap"))
+        for member in members:
+            member_dir = sweeps.member_workdir(workdir, member)
+            os.makedirs(member_dir, exist_ok=True)
+            write_or_check_config(member_config(config, member), member_dir, allow_config_change)
+        file_log = logging.FileHandler(os.path.join(workdir, "log.txt"))
+        file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        file_log.addFilter(QuietLibraries())
+        logging.getLogger().addHandler(file_log)
+        try:
+            return _run_vmapped(config, workdir, members) if members else _run(config, workdir)
+        finally:
+            logging.getLogger().removeHandler(file_log)
+            file_log.close()
+
+
+class WorkdirInUse(RuntimeError):
+    """Another training run holds the workdir's lock."""
+
+
+LOCK_FILE = "train.lock"
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str) -> Iterator[None]:
+    """An exclusive lock on `workdir` while a run trains in it (`LOCK_FILE`, flock).
+
+    A second run started on the same workdir (a re-submitted job, a typo in a sweep) stops at once
+    with `WorkdirInUse` instead of interleaving its checkpoints and metrics with the first's. The
+    operating system drops the lock when the holder exits, so a crash or kill leaves nothing to
+    clean up and the next run resumes. Without flock (Windows, some cluster file systems) runs
+    are not locked, and a warning says so.
+    """
     try:
-        return _run_vmapped(config, workdir, members) if members else _run(config, workdir)
-    finally:
-        logging.getLogger().removeHandler(file_log)
-        file_log.close()
+        import fcntl
+    except ImportError:
+        fcntl = None
+    with open(os.path.join(workdir, LOCK_FILE), "a+") as f:
+        try:
+            if fcntl is None:
+                raise OSError("fcntl is not available on this platform")
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "holder unknown"
+            raise WorkdirInUse(
+                f"workdir {workdir!r} is in use by another training run ({holder}); wait for it "
+                "to finish, or choose another --workdir."
+            ) from None
+        except OSError as e:
+            logging.warning("Training in %s without a workdir lock: %s", workdir, e)
+        else:
+            f.seek(0)
+            f.truncate()
+            started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n")
+            f.flush()
+        yield
 
 
 @dataclasses.dataclass(frozen=True)

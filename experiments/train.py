@@ -24,8 +24,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv: list[str]) -> None:
     cli.start(argv)
-    # Config and data errors, and a diverged run, are the user's to fix: a message, not a trace.
-    with cli.user_errors(ValueError, FloatingPointError):
+    # Config and data errors, a diverged run, and a workdir another run is training in are the
+    # user's to fix: a message, not a trace.
+    with cli.user_errors(ValueError, FloatingPointError, training.WorkdirInUse):
         training.train_and_evaluate(
             _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value
         )

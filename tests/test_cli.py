@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from autoencoders import metrics
+from autoencoders import metrics, training
 from tests.helpers import REPO
 
 TINY = [
@@ -54,6 +54,15 @@ def test_cli_config_errors_are_one_clear_line(tmp_path, flag, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_cli_refuses_a_workdir_another_run_is_training_in(tmp_path):
+    with training.workdir_lock(str(tmp_path)):  # this process plays the running job
+        result = run(train_command(tmp_path), timeout=120)
+    assert result.returncode == 1
+    assert f"is in use by another training run (pid {os.getpid()} on " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "config.json").exists()
 
 
 def test_kill_9_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):

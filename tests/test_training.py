@@ -1,6 +1,7 @@
 """The training loop: learning, one trace per run, resume, NaN guard, config checks, metrics."""
 
 import json
+import os
 
 import jax
 import numpy as np
@@ -133,6 +134,21 @@ def test_resuming_with_a_different_config_is_refused(tmp_path):
     config.model.latent_dim = 3
     with pytest.raises(ValueError, match=r"(?s)model.latent_dim: 2 -> 3.*--allow_config_change"):
         training.train_and_evaluate(config, str(tmp_path))
+
+
+def test_a_workdir_in_use_is_refused_and_released_after(vae_run):
+    config, workdir, _ = vae_run
+    metrics_before = (workdir / "metrics.jsonl").read_text()
+    with training.workdir_lock(str(workdir)):
+        holder = (workdir / training.LOCK_FILE).read_text()
+        assert holder.startswith(f"pid {os.getpid()} on ")
+        with pytest.raises(
+            training.WorkdirInUse, match=rf"another training run \(pid {os.getpid()} "
+        ):
+            training.train_and_evaluate(config, str(workdir))
+    assert (workdir / "metrics.jsonl").read_text() == metrics_before  # refused before any write
+    with training.workdir_lock(str(workdir)):  # released when its holder left the block
+        pass
 
 
 @pytest.mark.parametrize(
