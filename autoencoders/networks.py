@@ -107,6 +107,38 @@ class Decoder(nn.Module):
         return h.reshape(-1, height, width, channels, self.num_params)
 
 
+class TiedDecoder(nn.Module):
+    """An MLP encoder's mirror with its weights: z (B, d) -> (B, H, W, C, 1).
+
+    Layer i applies the transpose of the encoder's kernels taken in reverse order (tied weights,
+    as in Vincent et al. 2008 and Rifai et al. 2011), so the decoder owns only its biases; the
+    kernels are passed in at each call (`encoder_kernels(params['encoder'])`), and their gradient
+    sums both uses. One output per pixel: likelihoods with more (a learned σ) cannot be tied.
+    """
+
+    image_shape: tuple[int, int, int]
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, z: jax.Array, kernels: Sequence[jax.Array]) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        h = z
+        mirrored = list(reversed(kernels))
+        for i, kernel in enumerate(mirrored):
+            bias = self.param(f"bias_{i}", nn.initializers.zeros_init(), (kernel.shape[0],))
+            h = h @ kernel.T + bias
+            if i < len(mirrored) - 1:
+                h = act(h)
+        return h.reshape(-1, *self.image_shape, 1)
+
+
+def encoder_kernels(encoder_params: dict) -> list[jax.Array]:
+    """The dense kernels of an MLP `Encoder`, input layer first (what a `TiedDecoder` mirrors)."""
+    params = encoder_params["params"]
+    mlp = params.get("mlp", {})
+    return [mlp[f"dense_{i}"]["kernel"] for i in range(len(mlp))] + [params["out"]["kernel"]]
+
+
 def check_config(network_cfg, image_shape: Sequence[int]) -> None:
     """Early, readable errors for `config.network`."""
     if network_cfg.kind not in KINDS:
@@ -120,6 +152,11 @@ def check_config(network_cfg, image_shape: Sequence[int]) -> None:
         )
     if any(int(w) <= 0 for w in network_cfg.hidden):
         raise ValueError(f"config.network.hidden={tuple(network_cfg.hidden)}: widths must be > 0.")
+    if network_cfg.get("tied", False) and network_cfg.kind != "mlp":
+        raise ValueError(
+            f"config.network.tied=True needs kind='mlp' (got {network_cfg.kind!r}): only dense "
+            "layers have a transpose to reuse."
+        )
     if network_cfg.kind == "conv":
         if not network_cfg.conv_features or any(int(f) <= 0 for f in network_cfg.conv_features):
             raise ValueError(
@@ -144,7 +181,28 @@ def make_encoder(network_cfg, out_dim: int) -> Encoder:
     )
 
 
-def make_decoder(network_cfg, image_shape: tuple[int, int, int], num_params: int) -> Decoder:
+def check_tied(network_cfg, family: str, encoder_outputs_code: bool, num_params: int) -> None:
+    """Early errors for `config.network.tied=True` beyond the network's own (`check_config`)."""
+    if not network_cfg.get("tied", False):
+        return
+    if not encoder_outputs_code:
+        raise ValueError(
+            f"config.network.tied=True: family {family!r} cannot tie its decoder; only families "
+            "whose encoder outputs the code itself and whose decoder sees nothing else can "
+            "(ae, dae, cae, scae)."
+        )
+    if num_params != 1:
+        raise ValueError(
+            f"config.network.tied=True: the likelihood has {num_params} decoder outputs per pixel; "
+            "a tied decoder gives one (use bernoulli, continuous_bernoulli or a fixed-σ gaussian)."
+        )
+
+
+def make_decoder(
+    network_cfg, image_shape: tuple[int, int, int], num_params: int
+) -> Decoder | TiedDecoder:
+    if network_cfg.get("tied", False):
+        return TiedDecoder(image_shape=image_shape, activation=network_cfg.activation)
     # The decoder mirrors the encoder: hidden layers in reverse order.
     return Decoder(
         image_shape=image_shape,

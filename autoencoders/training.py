@@ -58,6 +58,8 @@ def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
     spec = data.describe(config.data)
     likelihoods.check_compatible(config.likelihood, spec.kind, spec.num_levels)
     networks.check_config(config.network, spec.shape)
+    outputs = likelihoods.make(config.likelihood, spec.num_levels).num_params
+    networks.check_tied(config.network, config.model.family, family.encoder_outputs_code, outputs)
     return spec
 
 

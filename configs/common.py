@@ -83,6 +83,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.network.hidden = (500,)  # encoder hidden widths; the decoder mirrors them
     c.network.conv_features = (32, 64)  # conv: stride-2 layers before the hidden layers
     c.network.activation = "relu"
+    # Tied weights: the decoder reuses the encoder's kernels transposed (Vincent et al. 2008,
+    # Rifai et al. 2011) and owns only its biases; mlp networks, deterministic-code families.
+    c.network.tied = False
 
     c.data = ml_collections.ConfigDict()
     # Any TFDS image dataset, 'digits' (embedded) or 'frey_face' (data.LOCAL_DATASETS).

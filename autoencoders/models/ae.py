@@ -10,6 +10,8 @@ from autoencoders.models import base
 
 
 class Autoencoder(base.Model):
+    encoder_outputs_code = True  # z = f(x): a tied decoder can mirror f (`config.network.tied`)
+
     def terms(self, params, batch, rng):
         del rng  # deterministic
         x = batch["x"]

@@ -38,6 +38,7 @@ class Model:
         self.units = likelihoods.check_compatible(config.likelihood, spec.kind, spec.num_levels)
         self.encoder = networks.make_encoder(config.network, self.encoder_out_dim)
         self.decoder = networks.make_decoder(config.network, spec.shape, self.likelihood.num_params)
+        self.tied = isinstance(self.decoder, networks.TiedDecoder)
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -63,6 +64,10 @@ class Model:
     def encoder_out_dim(self) -> int:
         return self.latent_dim
 
+    # Whether the encoder's output is the code itself (deterministic autoencoders), so a decoder
+    # can mirror it with tied weights (`config.network.tied`).
+    encoder_outputs_code: bool = False
+
     # Semi-supervised families keep the labels of only `num_labelled` training examples (a
     # class-balanced subset, `data.labelled_subset`); each training step then also gets
     # `labelled_batch_size` of them as batch['x_labelled'], batch['y_labelled'] (see
@@ -84,13 +89,20 @@ class Model:
     def init(self, rng: Array, batch: Batch) -> Params:
         enc_rng, dec_rng = jax.random.split(rng)
         z = jnp.zeros((batch["x"].shape[0], self.latent_dim))
-        return {
-            "encoder": self.encoder.init(enc_rng, batch["x"]),
-            "decoder": self.decoder.init(dec_rng, z),
-        }
+        encoder = self.encoder.init(enc_rng, batch["x"])
+        if self.tied:
+            kernels = networks.encoder_kernels(encoder)
+            return {"encoder": encoder, "decoder": self.decoder.init(dec_rng, z, kernels)}
+        return {"encoder": encoder, "decoder": self.decoder.init(dec_rng, z)}
 
     def decode(self, params: Params, z: Array, cond: Array | None = None) -> Array:
         """Likelihood parameters (B, H, W, C, P) for latents z [and a conditioning vector]."""
+        if self.tied:
+            if cond is not None:  # `networks.check_tied` admits no conditional family
+                raise ValueError("A tied decoder takes no conditioning input.")
+            return self.decoder.apply(
+                params["decoder"], z, networks.encoder_kernels(params["encoder"])
+            )
         return self.decoder.apply(params["decoder"], z, cond)
 
     def decode_mean(self, params: Params, z: Array, cond: Array | None = None) -> Array:

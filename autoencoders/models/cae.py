@@ -14,8 +14,9 @@ Metrics: `jacobian_sq_norm` is the unweighted ‖J‖²_F per image (with `proje
 estimate, in evaluation too); `loss` = reconstruction + λ·it.
 
 Caveat: with an unconstrained linear code and an untied decoder, the penalty can partly be met by
-shrinking the code and growing the decoder's first layer (Rifai et al. tie the decoder to the
-encoder's weights, which rules that out); compare runs at equal reconstruction error.
+shrinking the code and growing the decoder's first layer. Rifai et al. tie the decoder to the
+encoder's weights, which rules that out: `config.network.tied=True` does the same here
+(`networks.TiedDecoder`). Untied, compare runs at equal reconstruction error.
 
 `ContractivePenalty` is the shared "AE + λ·penalty(h, x)" base; the stochastic contractive AE
 (`models/scae.py`) is the same with a different penalty.
