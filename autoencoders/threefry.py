@@ -8,8 +8,10 @@ XLA:CPU runs as a while loop of small kernels that copy their state each trip; o
 emits them straight-line. `register_unrolled_cpu_lowering` gives CPU the straight-line form, one
 fused elementwise kernel per draw. The hash is unchanged, so every number is bit-for-bit what the
 rolled loop gives (`tests/test_threefry.py` checks Random123's known-answer vectors and a
-comparison against JAX's own lowering in a fresh process); only the speed changes: the
-`benchmarks/run.py` training steps are ~13 % faster with it on this 2-core CPU.
+comparison against JAX's own lowering in a fresh process); only the speed changes. On a 2-core
+CPU, `python -m benchmarks.run --benchmarks=train --models=iwae,mlp --no_torch --repeats=3` (real
+MNIST) ran the IWAE-paper VAE's step in 1.02 ms instead of 1.27 with AUTOENCODERS_ROLLED_THREEFRY=1,
+and the MLP VAE's in 5.24 ms instead of 6.02, with equal losses.
 
 `autoencoders/__init__.py` registers it on import; set AUTOENCODERS_ROLLED_THREEFRY=1 before
 importing to keep JAX's rolled loop (e.g. to compare compile times).

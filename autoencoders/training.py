@@ -23,6 +23,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked (see workdir_lock)
+    fcntl = None
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -435,21 +440,34 @@ def train_and_evaluate(
     check_config(config)
     os.makedirs(workdir, exist_ok=True)
     with workdir_lock(workdir):
-        write_or_check_config(config, workdir, allow_config_change)
-        members = sweeps.vmap_members(config.get("vmap"))
-        for member in members:
-            member_dir = sweeps.member_workdir(workdir, member)
-            os.makedirs(member_dir, exist_ok=True)
-            write_or_check_config(member_config(config, member), member_dir, allow_config_change)
-        file_log = logging.FileHandler(os.path.join(workdir, "log.txt"))
-        file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        file_log.addFilter(QuietLibraries())
-        logging.getLogger().addHandler(file_log)
-        try:
+        members = _write_configs(config, workdir, allow_config_change)
+        with _file_log(workdir):
             return _run_vmapped(config, workdir, members) if members else _run(config, workdir)
-        finally:
-            logging.getLogger().removeHandler(file_log)
-            file_log.close()
+
+
+def _write_configs(config, workdir: str, allow_config_change: bool) -> list[dict[str, Any]]:
+    """config.json of the run and of each vmapped member (`write_or_check_config`); the members."""
+    write_or_check_config(config, workdir, allow_config_change)
+    members = sweeps.vmap_members(config.get("vmap"))
+    for member in members:
+        member_dir = sweeps.member_workdir(workdir, member)
+        os.makedirs(member_dir, exist_ok=True)
+        write_or_check_config(member_config(config, member), member_dir, allow_config_change)
+    return members
+
+
+@contextlib.contextmanager
+def _file_log(workdir: str) -> Iterator[None]:
+    """The run's log lines also go to workdir/log.txt (library chatter filtered out)."""
+    handler = logging.FileHandler(os.path.join(workdir, "log.txt"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(QuietLibraries())
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
 
 
 class WorkdirInUse(RuntimeError):
@@ -469,31 +487,33 @@ def workdir_lock(workdir: str) -> Iterator[None]:
     clean up and the next run resumes. Without flock (Windows, some cluster file systems) runs
     are not locked, and a warning says so.
     """
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None
     with open(os.path.join(workdir, LOCK_FILE), "a+") as f:
         try:
-            if fcntl is None:
-                raise OSError("fcntl is not available on this platform")
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "holder unknown"
-            raise WorkdirInUse(
-                f"workdir {workdir!r} is in use by another training run ({holder}); wait for it "
-                "to finish, or choose another --workdir."
-            ) from None
+            _claim(f, workdir)
         except OSError as e:
             logging.warning("Training in %s without a workdir lock: %s", workdir, e)
-        else:
-            f.seek(0)
-            f.truncate()
-            started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-            f.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n")
-            f.flush()
         yield
+
+
+def _claim(lock_file, workdir: str) -> None:
+    """flock `lock_file` and write this process into it as the holder; `WorkdirInUse` when
+    another process holds it, OSError where flock is unavailable."""
+    if fcntl is None:
+        raise OSError("fcntl is not available on this platform")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.seek(0)
+        holder = lock_file.read().strip() or "holder unknown"
+        raise WorkdirInUse(
+            f"workdir {workdir!r} is in use by another training run ({holder}); wait for it "
+            "to finish, or choose another --workdir."
+        ) from None
+    lock_file.seek(0)
+    lock_file.truncate()
+    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    lock_file.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n")
+    lock_file.flush()
 
 
 @dataclasses.dataclass(frozen=True)

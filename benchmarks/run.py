@@ -539,11 +539,15 @@ class Run:
     def steps_for(self, arch: Architecture) -> int:
         return self.args.steps or arch.default_steps
 
+    @property
+    def peak_size_and_repeats(self) -> tuple[int, int]:
+        return self.args.peak_size, max(self.args.repeats, 3)
+
     def measure_peak(self, section: str) -> float | None:
         """The matmul peak now, for `section`'s '% of peak'; None without the peak benchmark."""
         if "peak" not in self.args.benchmark_list:
             return None
-        size, repeats = self.args.peak_size, max(self.args.repeats, 3)
+        size, repeats = self.peak_size_and_repeats
         rates = {"jnp.dot (jit)": jax_matmul_gflops(size, repeats)}
         if self.torch_threads is not None:
             from benchmarks import torch_reference
@@ -554,7 +558,7 @@ class Run:
 
 
 def peak_table(run: Run) -> report.Table:
-    size, repeats = run.args.peak_size, max(run.args.repeats, 3)
+    size, repeats = run.peak_size_and_repeats
     frameworks = list(run.peaks[0][1])
     table = report.Table(
         f"Matmul peak (float32 {size}×{size}, best of {repeats} after a warm-up)",

@@ -60,7 +60,7 @@ def test_known_answers(key, counter, expected):
 def test_cpu_programs_have_no_rolled_loop():
     hlo = jax.jit(lambda k: jax.random.uniform(k, (20, 784))).lower(jax.random.key(0)).as_text()
     assert "while" not in hlo
-    assert "shift_left" in hlo  # the rounds are emitted inline
+    assert hlo.count("shift_left") >= 20  # all 20 rounds inline (the rolled loop body has 4)
 
 
 def test_same_bits_as_jax_rolled_loop():
