@@ -26,7 +26,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 # A 2-D VAE on the embedded 8x8 digits (no download, no ../shared): Bernoulli cross-entropy on grey
-# levels, as in the lecture's code (its metrics are named *_xent: not a likelihood), 100 epochs.
+# levels, as in the code of the lecture this project follows (see README; its metrics are named
+# *_xent: not a likelihood), 100 epochs.
 DEMO_FLAGS := --config=configs/vae.py:data=digits,latent=2 --config.data.binarization=none \
 	--config.train.num_epochs=100 --config.train.eval_every=10 --config.checkpoint.every_epochs=10
 

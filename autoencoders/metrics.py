@@ -17,12 +17,14 @@ from typing import Any
 
 from clu import metric_writers
 
+METRICS_FILE = "metrics.jsonl"
+
 
 class MetricsLog:
     """Appends rows to metrics.jsonl and mirrors scalars to TensorBoard."""
 
     def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.path = os.path.join(workdir, METRICS_FILE)
         self._file = open(self.path, "a")  # noqa: SIM115 - kept open for the run
         self._tb = metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
 
@@ -45,13 +47,21 @@ class MetricsLog:
         self._file.close()
 
 
-def read(path: str) -> Iterator[dict[str, Any]]:
-    """Metric rows of a metrics.jsonl, in file order (event rows skipped)."""
+def _rows(path: str) -> Iterator[dict[str, Any]]:
     with open(path) as f:
         for line in f:
-            row = json.loads(line)
-            if "split" in row:
-                yield row
+            yield json.loads(line)
+
+
+def read(path: str) -> Iterator[dict[str, Any]]:
+    """Metric rows of a metrics.jsonl, in file order (event rows skipped)."""
+    return (row for row in _rows(path) if "split" in row)
+
+
+def events(path: str, name: str) -> list[dict[str, Any]]:
+    """The event rows called `name` of a metrics.jsonl, in file order (e.g. one "start" per
+    (re)start of the run: the last one describes the run as it is now)."""
+    return [row for row in _rows(path) if row.get("event") == name]
 
 
 def latest_by_epoch(path: str, split: str) -> dict[int, dict[str, Any]]:

@@ -15,19 +15,20 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine", "iwae_stages")
 
 @flax.struct.dataclass
 class TrainState:
-    """Everything a training step changes. `tx` is static (not saved, rebuilt from the config)."""
+    """Everything a training step changes, and all a checkpoint holds. The optimizer itself is
+    not state: it is rebuilt from the config and passed to each step (so a vmapped member can
+    build its own from traced hyper-parameters)."""
 
     step: jax.Array
     params: Any
     opt_state: Any
-    tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
     @classmethod
     def create(cls, params: Any, tx: optax.GradientTransformation) -> TrainState:
-        return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), tx=tx)
+        return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
-    def apply_gradients(self, grads: Any) -> TrainState:
-        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+    def apply_gradients(self, grads: Any, tx: optax.GradientTransformation) -> TrainState:
+        updates, opt_state = tx.update(grads, self.opt_state, self.params)
         params = optax.apply_updates(self.params, updates)
         return self.replace(step=self.step + 1, params=params, opt_state=opt_state)
 

@@ -4,14 +4,19 @@ matplotlib `Figure` objects rendered by Agg, without pyplot's global state, so t
 safe in scripts, tests and notebooks alike. Image arguments are float arrays in [0, 1] with a
 trailing channel axis (…, H, W, C), C = 1 (grey) or 3 (colour). Sizes are fixed in inches at
 `DPI`, so a figure's pixel size follows from its grid (`grid_figsize`) or is `SCATTER_SIZE`.
-Every figure carries a title: what it shows, then the run (model, dataset, latent size,
-likelihood) on a second line.
+Every figure of a run carries a title: what it shows, then the run (model, dataset, latent size,
+likelihood) on a second line. The sweep figures at the end (`metric_vs`, `training_curves`) take
+plain numbers that `results.py` gathers from a sweep's runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -208,5 +213,95 @@ def latent_scatter(
     ax.set_xlabel(axis_labels[0])
     ax.set_ylabel(axis_labels[1])
     _titled(fig, heading + ("" if labels is None else ", coloured by label"), title)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweep figures
+# ---------------------------------------------------------------------------------------------
+
+
+def _log_axis(values: Sequence[Any]) -> bool:
+    """Positive numbers go on a log axis; anything else is spaced evenly in the given order."""
+    return all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    """One panel of `metric_vs`: a metric's mean ± std at each x, in plotting order."""
+
+    title: str
+    y_label: str
+    x: Sequence[Any]
+    x_text: Sequence[str]  # the tick labels
+    mean: Sequence[float]
+    std: Sequence[float]  # NaN: no error bar (a single seed)
+
+
+def metric_vs(panels: Sequence[Panel], x_label: str, heading: str, path: str) -> str:
+    """Error bars of a metric vs a swept value, one panel per setting of the other swept values.
+
+    Panels, not one shared axis: different likelihoods measure different data (binarized, grey,
+    dequantized), so their numbers share no scale.
+    """
+    fig = Figure(figsize=(max(MIN_WIDTH_IN, 4 * len(panels)), 4.0))
+    for i, panel in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        positions = list(panel.x) if _log_axis(panel.x) else list(range(len(panel.x)))
+        errors = [0.0 if math.isnan(s) else s for s in panel.std]
+        ax.errorbar(positions, panel.mean, yerr=errors, marker="o", capsize=3)
+        if _log_axis(panel.x):
+            ax.set_xscale("log")
+            ax.minorticks_off()
+        ax.set_xticks(positions, panel.x_text)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(panel.y_label)
+        ax.set_title(panel.title, fontsize=9)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(heading, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def training_curves(
+    lines: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+    x_label: str,
+    y_label: str,
+    heading: str,
+    path: str,
+) -> str:
+    """Curves as in Kingma & Welling's Figure 2: `lines` maps a label to {split: (x, y)}; one colour
+    per label (viridis, in the given order), one line style per split (the first split solid,
+    the second dashed, ...), x on a log axis."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    styles = ("-", "--", ":", "-.")
+    splits = list(dict.fromkeys(s for curves in lines.values() for s in curves))
+    colors = matplotlib.colormaps["viridis"]
+    for i, (label, curves) in enumerate(lines.items()):
+        color = colors(i / max(1, len(lines) - 1))
+        for j, split in enumerate(splits):
+            if split in curves:
+                xs, ys = curves[split]
+                ax.plot(
+                    xs,
+                    ys,
+                    styles[j % len(styles)],
+                    color=color,
+                    marker="o",
+                    markersize=3,
+                    label=label if j == 0 else None,
+                )
+    for j, split in enumerate(splits):  # legend entries for the line styles
+        ax.plot([], [], styles[j % len(styles)], color="black", label=split)
+    ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(heading, fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     return path

@@ -6,11 +6,18 @@ Log-densities are summed over latent dimensions (nats per example).
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
 
 Array = jax.Array
+
+
+class Prior(Protocol):
+    """A distribution over codes that can be sampled, optionally by class (see each prior)."""
+
+    def sample(self, rng: Array, num: int, labels: Array | None = None) -> Array: ...
 
 
 def diag_gaussian_log_prob(z: Array, mean: Array, log_var: Array) -> Array:
@@ -77,9 +84,9 @@ class GaussianMixture2D:
     """A mixture of K equally weighted 2-D Gaussians on a circle (the AAE paper's figures).
 
     Component k has mean radius·(cos θ_k, sin θ_k), θ_k = 2πk/K, and standard deviation
-    `radial_std` along the radius and `tangential_std` across it (the lecture's code: radius 1.4,
-    0.5 and 0.1). For K >= 3 the mixture has mean 0 and covariance
-    ((radius² + radial_std² + tangential_std²) / 2)·I. Class k owns component k.
+    `radial_std` along the radius and `tangential_std` across it (the code of the lecture this
+    project follows, see README: radius 1.4, 0.5 and 0.1). For K >= 3 the mixture has mean 0 and
+    covariance ((radius² + radial_std² + tangential_std²) / 2)·I. Class k owns component k.
     """
 
     latent_dim = 2

@@ -12,6 +12,9 @@ import subprocess
 from collections.abc import Sequence
 
 Cell = str | int | float | None
+# A record's last section, written by hand (comparisons that need two runs, e.g. with and without
+# an environment variable): `record` carries it over when it rewrites the file.
+KEPT_HEADING = "## Comparisons run separately"
 
 
 def fmt(value: Cell, digits: int = 3) -> str:
@@ -119,12 +122,15 @@ def record(
     method: Sequence[str],
     tables: Sequence[Table],
     raw: Sequence[str],
+    kept: str = "",
 ) -> str:
-    """The whole Markdown record: what ran, where, how, the tables and the raw timings."""
+    """The whole Markdown record: what ran, where, how, the tables and the raw timings, then
+    `kept` (an earlier record's `kept_part`)."""
     parts = [
         "# Benchmarks",
         "",
-        "Written by `benchmarks/run.py`; every number below is that script's output.",
+        "Written by `benchmarks/run.py`; every number below is that script's output"
+        + (f" (under '{KEPT_HEADING[3:]}': of the commands named there)." if kept else "."),
         "",
         f"Command: `{command}`",
         "",
@@ -148,4 +154,16 @@ def record(
     for table in tables:
         parts += [table.to_markdown(), ""]
     parts += ["## Raw timings (seconds per repeat)", "", *[f"- {line}" for line in raw], ""]
+    if kept:
+        parts += [kept.rstrip("\n"), ""]
     return "\n".join(parts)
+
+
+def kept_part(previous: str) -> str:
+    """The part of an earlier record that a rewrite keeps: from a line `KEPT_HEADING` to the end,
+    '' if it has none."""
+    lines = previous.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.rstrip() == KEPT_HEADING:
+            return "".join(lines[i:])
+    return ""

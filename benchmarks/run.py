@@ -7,9 +7,9 @@ In one process on one machine:
 - peak: the float32 matmul rate of jnp.dot and torch.mm on large square matrices; the better of
   the two is the peak that every "% of peak" refers to.
 - train: the same VAEs (`--models`, see benchmarks/architectures.py) trained on the same data for
-  the same number of steps by (a) this codebase's `training.make_train_epoch` with a model built
+  the same number of steps by (a) this codebase's `epoch.make_train_epoch` with a model built
   from configs/vae.py and (b) benchmarks/torch_reference.py, a per-step PyTorch eager loop.
-- is_eval: `evaluation.importance_sampled_log_likelihood` (k = `--is_samples` on `--is_examples`
+- is_eval: `density.importance_sampled_log_likelihood` (k = `--is_samples` on `--is_examples`
   test images) in examples·samples per second.
 - vmap: S independently seeded models trained in one compiled program, in model-steps per second.
 
@@ -17,11 +17,15 @@ Warm-up and compilation are timed separately and excluded; each timed number is 
 `--repeats` repeats, synchronised with block_until_ready. Timings are only meaningful on an
 otherwise idle machine: the record states how much CPU other processes used before and during
 the run, and does not judge the targets when that was more than a tenth of a core.
+
+Flags: one per field of `Settings` (`--help` lists them). The targets the record judges are data
+(`TRAIN_TARGETS`, `is_eval_target`). Like every entry point, it first registers the straight-line
+CPU lowering of JAX's random bits (`autoencoders.threefry`; AUTOENCODERS_ROLLED_THREEFRY=1 keeps
+JAX's own).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import functools
@@ -29,7 +33,6 @@ import itertools
 import os
 import shlex
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,12 +41,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import app, flags
 
-from autoencoders import data, models, optim, threefry, training
+from autoencoders import data, density, epoch, models, optim, threefry
 from benchmarks import report, timing
 from benchmarks.architectures import ARCHITECTURES, IMAGE_SHAPE, Architecture
+from experiments import cli
 
 BENCHMARKS = ("peak", "train", "is_eval", "vmap")
+DATA_CHOICES = ("auto", "synthetic", "mnist")
 # XLA's FLOP count is used where it is within this fraction of the analytic count, else the latter.
 FLOPS_TOLERANCE = 0.15
 TRAIN_TABLE = "Training throughput"
@@ -55,70 +61,97 @@ BUSY_LOAD = 0.5
 QUIET_CHECK_S = 2.0
 
 
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A goal that a measured number is judged against in the 'Targets' table."""
+
+    what: str  # the measured quantity
+    at_least: float
+    unit: str  # "×" (a ratio) or "%"
+
+    @property
+    def label(self) -> str:
+        return f"{self.what} ≥ {self.at_least:g}{' ' if self.unit == '%' else ''}{self.unit}"
+
+    def met(self, value: float) -> bool:
+        return value >= self.at_least
+
+
+# The goals, as data: training's by model and measured quantity ('speedup': JAX/PyTorch steps/s;
+# 'percent_of_peak': JAX's GFLOP/s over the matmul peak), and importance sampling's for every
+# timed model.
+TRAIN_TARGETS: dict[str, dict[str, Target]] = {
+    "iwae": {"speedup": Target("JAX/PyTorch on the IWAE-paper VAE", 3, "×")},
+    "mlp": {
+        "speedup": Target("JAX/PyTorch on the MLP VAE", 1.3, "×"),
+        "percent_of_peak": Target("JAX % of peak, MLP VAE batch 128", 60, "%"),
+    },
+}
+IS_EVAL_PERCENT_OF_PEAK = 60.0
+
+
+def is_eval_target(arch: Architecture) -> Target:
+    return Target(
+        f"JAX % of peak, importance-sampled evaluation, {arch.title}", IS_EVAL_PERCENT_OF_PEAK, "%"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Flags
 # ---------------------------------------------------------------------------------------------
 
 
-def _names(value: str, allowed: Sequence[str], flag: str) -> list[str]:
-    names = [v for v in value.split(",") if v]
-    unknown = [n for n in names if n not in allowed]
-    if unknown or not names:
-        what = f"unknown {', '.join(unknown)}" if unknown else "empty"
-        raise SystemExit(f"--{flag}: {what}; choose from {', '.join(allowed)}.")
-    return names
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What to run and how much of it; every field is a flag of the same name."""
+
+    benchmarks: tuple[str, ...] = BENCHMARKS  # what to time: peak, train, is_eval, vmap
+    models: tuple[str, ...] = tuple(ARCHITECTURES)  # models trained: mlp, iwae, conv
+    steps: int = 0  # steps per timed repeat; 0: each model's default
+    repeats: int = 5  # timed repeats; the median is reported
+    torch_warmup_steps: int = 20  # untimed PyTorch steps before its timed repeats
+    no_torch: bool = False  # skip the PyTorch reference
+    data: str = "auto"  # auto (MNIST if in $TFDS_DATA_DIR, else synthetic) | synthetic | mnist
+    num_train: int = 60_000  # synthetic training images
+    is_models: tuple[str, ...] = ("iwae", "mlp")  # models whose importance sampling is timed
+    is_examples: int = 10_000  # test images for is_eval
+    is_samples: int = 5000  # importance samples k per image
+    is_repeats: int = 3  # timed is_eval calls
+    is_example_batch: int = 0  # examples per importance-sampling block; 0: density.EXAMPLE_BATCH
+    vmap_model: str = "iwae"  # the model trained with vmapped seeds
+    vmap_sizes: tuple[int, ...] = (1, 2, 4, 8)  # numbers of vmapped members S
+    peak_size: int = 4096  # side of the square matmul for the peak
+    markdown_out: str = ""  # write the record here (e.g. docs/benchmarks.md)
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("benchmarks", BENCHMARKS),
+            ("models", ARCHITECTURES),
+            ("is_models", ARCHITECTURES),
+            ("vmap_model", ARCHITECTURES),
+            ("data", DATA_CHOICES),
+        ):
+            value = getattr(self, name)
+            names = (value,) if isinstance(value, str) else value
+            unknown = [n for n in names if n not in allowed]
+            if unknown or not names:
+                what = f"unknown {', '.join(unknown)}" if unknown else "empty"
+                raise ValueError(f"--{name}: {what}; choose from {', '.join(allowed)}.")
+        positive = ("repeats", "is_repeats", "is_examples", "is_samples", "num_train", "peak_size")
+        if min(getattr(self, n) for n in positive) <= 0 or min(self.vmap_sizes, default=0) <= 0:
+            raise ValueError(f"--{', --'.join(positive)} and --vmap_sizes must be > 0.")
+        if min(self.steps, self.torch_warmup_steps, self.is_example_batch) < 0:
+            raise ValueError("--steps, --torch_warmup_steps and --is_example_batch must be >= 0.")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.run",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add = parser.add_argument
-    add("--benchmarks", default=",".join(BENCHMARKS), help="comma list of " + ", ".join(BENCHMARKS))
-    add(
-        "--models",
-        default=",".join(ARCHITECTURES),
-        help="comma list of " + ", ".join(ARCHITECTURES),
-    )
-    add("--steps", type=int, default=0, help="steps per timed repeat; 0: each model's default")
-    add("--repeats", type=int, default=5, help="timed repeats; the median is reported")
-    add("--torch_warmup_steps", type=int, default=20)
-    add("--no_torch", action="store_true", help="skip the PyTorch reference")
-    add(
-        "--data",
-        choices=("auto", "synthetic", "mnist"),
-        default="auto",
-        help="auto: MNIST if $TFDS_DATA_DIR holds it, else synthetic MNIST-sized uint8 images",
-    )
-    add("--num_train", type=int, default=60_000, help="synthetic training images")
-    add(
-        "--is_models",
-        default="iwae,mlp",
-        help="comma list of the models whose importance-sampled evaluation is timed",
-    )
-    add("--is_examples", type=int, default=10_000, help="test images for is_eval")
-    add("--is_samples", type=int, default=5000, help="importance samples k per image")
-    add("--is_repeats", type=int, default=3)
-    add(
-        "--is_example_batch",
-        type=int,
-        default=0,
-        help="examples per importance-sampling block; 0: evaluation.Options' default",
-    )
-    add("--vmap_model", choices=tuple(ARCHITECTURES), default="iwae")
-    add("--vmap_sizes", default="1,2,4,8", help="numbers of vmapped members S")
-    add("--peak_size", type=int, default=4096, help="side of the square matmul for the peak")
-    add("--markdown_out", default="", help="write the record here (e.g. docs/benchmarks.md)")
-    args = parser.parse_args(argv)
-    args.benchmark_list = _names(args.benchmarks, BENCHMARKS, "benchmarks")
-    args.model_list = _names(args.models, tuple(ARCHITECTURES), "models")
-    args.is_model_list = _names(args.is_models, tuple(ARCHITECTURES), "is_models")
-    args.vmap_size_list = [int(s) for s in args.vmap_sizes.split(",") if s]
-    if min(args.repeats, args.is_repeats, args.is_examples, args.is_samples) <= 0:
-        raise SystemExit("--repeats, --is_repeats, --is_examples and --is_samples must be > 0.")
-    return args
+_FLAGS = cli.define_dataclass_flags(Settings)
+for _name in _FLAGS:
+    flags.declare_key_flag(_name)  # listed by --help, as this module's own flags
+
+
+def given_flags() -> list[str]:
+    """The flags set on the command line, as `--name=value` (the record's command)."""
+    return [flags.FLAGS[name].serialize() for name, holder in _FLAGS.items() if holder.present]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +286,7 @@ def time_compiled(
     """Compiles jitted(state, images, labels, key) ahead of time, calls it once (the first call,
     timed apart), then `repeats` timed calls; the (donated) state is threaded through them all.
 
-    A per-step epoch loop (`training.epoch_loop` 'steps': a Python function over a compiled step)
+    A per-step epoch loop (`epoch.epoch_loop` 'steps': a Python function over a compiled step)
     has no ahead-of-time form: its compilation falls into the first call, and compile time is 0."""
     compiled = jitted
 
@@ -303,12 +336,16 @@ class JaxModel:
         return self.model.init_state(key, self.example, self.tx)
 
     def train_epoch(self, steps: int) -> Any:
-        """The real training loop (`training.make_train_epoch`) for `steps` minibatch steps."""
-        return training.make_train_epoch(self.model, self.model.config, steps)
+        """The real training loop (`epoch.make_train_epoch`) for `steps` minibatch steps."""
+        return epoch.make_train_epoch(self.model, self.tx, self.model.config, steps)
 
     def step_flops(self, state: optim.TrainState) -> float | None:
-        """XLA's FLOP count of one jitted `model.train_step` on a minibatch."""
-        return xla_flops(jax.jit(self.model.train_step), state, self.example, jax.random.key(0))
+        """XLA's FLOP count of one minibatch step of the real compiled epoch: an epoch of one
+        step over a dataset of one minibatch (its shuffle and preprocessing included)."""
+        images = jnp.zeros((self.arch.batch_size, *self.model.spec.shape), jnp.uint8)
+        labels = jnp.zeros((self.arch.batch_size,), jnp.int32)
+        one_step = epoch.make_train_epoch(self.model, self.tx, self.model.config, 1, compiled=False)
+        return xla_flops(jax.jit(one_step), state, images, labels, jax.random.key(0))
 
 
 def num_params(params: Any) -> int:
@@ -364,11 +401,8 @@ def bench_importance_sampling(
     repeats: int,
     example_batch: int = 0,
 ) -> ISResult:
-    from autoencoders import evaluation
-
-    options = evaluation.Options()
-    chunk = min(options.sample_chunk, num_samples)
-    example_batch = example_batch or options.example_batch
+    chunk = min(density.SAMPLE_CHUNK, num_samples)
+    example_batch = example_batch or density.EXAMPLE_BATCH
     jm = JaxModel.build(arch, bench.spec, 1)
     params = jm.init_state(jax.random.key(0)).params
     n = min(num_examples, bench.test.size)
@@ -382,7 +416,7 @@ def bench_importance_sampling(
 
     def call() -> None:
         before = clock.total_s
-        evaluation.importance_sampled_log_likelihood(
+        density.importance_sampled_log_likelihood(
             jm.model, params, x, y, key, num_samples, (), chunk, example_batch
         )  # returns numpy arrays: synchronous
         compile_s.append(clock.total_s - before)
@@ -412,7 +446,7 @@ def bench_vmapped_members(
     """{S: timing of S models trained in one program}, and XLA's FLOPs of one member's step.
 
     S members with independent initialisations and data streams: jax.vmap over the state and
-    the key of the real compiled epoch (`training.make_train_epoch`), jitted as one program.
+    the key of the real compiled epoch (`epoch.make_train_epoch`), jitted as one program.
     """
     jm = JaxModel.build(arch, bench.spec, steps)
     flops = jm.step_flops(jm.init_state(jax.random.key(0)))
@@ -518,7 +552,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 class Run:
     """What the tables are built from, filled in benchmark by benchmark."""
 
-    args: argparse.Namespace
+    args: Settings
     bench: BenchData
     torch_threads: int | None
     # The matmul peak, measured again before each timed section (a CPU's clock drifts over
@@ -526,7 +560,7 @@ class Run:
     peaks: list[tuple[str, dict[str, float]]] = dataclasses.field(default_factory=list)
     tables: list[report.Table] = dataclasses.field(default_factory=list)
     raw: list[str] = dataclasses.field(default_factory=list)
-    targets: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    targets: list[tuple[Target, float | None]] = dataclasses.field(default_factory=list)
 
     def log(self, label: str, measured: Measured) -> None:
         first = "" if measured.first_call_s is None else f", first call {measured.first_call_s:.3f}"
@@ -545,7 +579,7 @@ class Run:
 
     def measure_peak(self, section: str) -> float | None:
         """The matmul peak now, for `section`'s '% of peak'; None without the peak benchmark."""
-        if "peak" not in self.args.benchmark_list:
+        if "peak" not in self.args.benchmarks:
             return None
         size, repeats = self.peak_size_and_repeats
         rates = {"jnp.dot (jit)": jax_matmul_gflops(size, repeats)}
@@ -597,7 +631,7 @@ def run_training(run: Run) -> None:
          f"PyTorch {args.torch_warmup_steps} warm-up steps s",
          "JAX loss (last repeat)", "PyTorch loss (last repeat)"],
     )  # fmt: skip
-    for name in args.model_list:
+    for name in args.models:
         arch = ARCHITECTURES[name]
         steps = run.steps_for(arch)
         peak = run.measure_peak(f"{arch.title}, training")
@@ -645,15 +679,12 @@ def run_training(run: Run) -> None:
             torch_result.measured.warmup_s if torch_result else None,
             jax_result.loss, torch_result.loss if torch_result else None,
         )  # fmt: skip
-        if name == "iwae":
-            run.targets["JAX/PyTorch on the IWAE-paper VAE ≥ 3×"] = speedup
-        if name == "mlp":
-            run.targets["JAX/PyTorch on the MLP VAE ≥ 1.3×"] = speedup
-            run.targets["JAX % of peak, MLP VAE batch 128 ≥ 60 %"] = percent(jax_gflops, peak)
+        measured = {"speedup": speedup, "percent_of_peak": percent(jax_gflops, peak)}
+        run.targets += [(t, measured[key]) for key, t in TRAIN_TARGETS.get(name, {}).items()]
     throughput.notes += [
         f"median of {args.repeats} repeats; each repeat runs `steps` optimizer steps; "
         "examples/s = steps/s × batch",
-        "JAX: one call of the compiled `training.make_train_epoch` per repeat (on-device "
+        "JAX: one call of the compiled `epoch.make_train_epoch` per repeat (on-device "
         "shuffling, dynamic binarization, Adam, all steps in one lax.scan; for the conv model "
         "on CPU, `epoch_loop='auto'` picks a Python loop over one compiled step instead, since "
         "XLA:CPU runs convolutions inside a loop body far slower); PyTorch: "
@@ -673,7 +704,8 @@ def run_training(run: Run) -> None:
         "'Training FLOPs')",
     ]
     flops_table.notes += [
-        "XLA: `compiled.cost_analysis()['flops']` of `jax.jit(model.train_step)` on one minibatch "
+        "XLA: `compiled.cost_analysis()['flops']` of one step of the compiled epoch (an epoch "
+        "of one minibatch) "
         "(the scanned epoch's cost analysis counts its loop body once, not per step)",
         "analytic: 3 × 2 × Σ(dense and conv multiply-accumulates) × batch "
         "(benchmarks/architectures.py); it counts the first layer's input gradient, "
@@ -692,7 +724,7 @@ def run_importance_sampling(run: Run) -> None:
          "examples·samples/s", "FLOP/(example·sample) XLA", "analytic", "FLOPs used",
          "GFLOP/s", "% of peak", "first call s"],
     )  # fmt: skip
-    for name in args.is_model_list:
+    for name in args.is_models:
         arch = ARCHITECTURES[name]
         peak = run.measure_peak(f"{arch.title}, importance sampling")
         result = bench_importance_sampling(
@@ -712,13 +744,11 @@ def run_importance_sampling(run: Run) -> None:
             statistics.median(result.compile_s), result.pairs_per_s, result.xla_flops_per_pair,
             analytic, source, gflops, percent(gflops, peak), result.measured.first_call_s,
         )  # fmt: skip
-        run.targets[f"JAX % of peak, importance-sampled evaluation, {arch.title} ≥ 60 %"] = percent(
-            gflops, peak
-        )
+        run.targets.append((is_eval_target(arch), percent(gflops, peak)))
     table.notes += [
         f"the first {result.num_examples:,} of {run.bench.test.size:,} test images (--is_examples)",
-        f"`evaluation.importance_sampled_log_likelihood` with sample_chunk={result.chunk} and "
-        f"example_batch={result.example_batch} (--is_example_batch; 0 takes evaluation.Options'), "
+        f"`density.importance_sampled_log_likelihood` with sample_chunk={result.chunk} and "
+        f"example_batch={result.example_batch} (--is_example_batch; 0: density.EXAMPLE_BATCH), "
         "untrained parameters "
         f"(speed does not depend on them); median of {args.is_repeats} calls after a first call "
         "(whose compile-related seconds are in the raw timings as 'warm-up')",
@@ -736,7 +766,7 @@ def run_vmap(run: Run) -> None:
     arch = ARCHITECTURES[args.vmap_model]
     steps = run.steps_for(arch)
     peak = run.measure_peak(f"{arch.title}, vmapped seeds")
-    results, xla = bench_vmapped_members(arch, run.bench, steps, args.repeats, args.vmap_size_list)
+    results, xla = bench_vmapped_members(arch, run.bench, steps, args.repeats, args.vmap_sizes)
     flops, _ = chosen_flops(xla, float(arch.train_flops_per_step()))
     table = report.Table(
         f"Vmapped seeds: {arch.title}, batch {arch.batch_size}",
@@ -755,7 +785,7 @@ def run_vmap(run: Run) -> None:
             measured.warmup_s,
         )  # fmt: skip
     table.notes += [
-        "one program: jax.jit(jax.vmap(training.make_train_epoch(...), in_axes=(0, None, None, 0)))"
+        "one program: jax.jit(jax.vmap(epoch.make_train_epoch(...), in_axes=(0, None, None, 0)))"
         " — S members differing only in their seed (initialisation and data stream), over the "
         "same uint8 training set",
         f"median of {args.repeats} repeats; × S=1 is model-steps/s over the first row's",
@@ -763,17 +793,28 @@ def run_vmap(run: Run) -> None:
     run.tables.append(table)
 
 
-def targets_table(targets: dict[str, float | None], busy: bool) -> report.Table:
+def targets_table(targets: Sequence[tuple[Target, float | None]], busy: bool) -> report.Table:
     """Each target's measured value and whether it is met (not judged on a busy machine)."""
     table = report.Table("Targets", ["target", "measured", "met"])
-    for name, value in targets.items():
-        threshold = float(name.split("≥")[1].strip(" ×%"))
+    for target, value in targets:
         if value is None or busy:
             met = "not judged (busy machine)" if busy else None
         else:
-            met = "yes" if value >= threshold else "no"
-        table.add(name, value, met)
+            met = "yes" if target.met(value) else "no"
+        table.add(target.label, value, met)
     return table
+
+
+def threefry_note() -> str:
+    """Which lowering of JAX's random bits the timed programs used on CPU."""
+    if threefry.is_registered():
+        return (
+            "lowered straight-line (`autoencoders/threefry.py`, the same bits as JAX's rolled "
+            "loop; AUTOENCODERS_ROLLED_THREEFRY=1 turns it off)"
+        )
+    if threefry.rolled_requested():
+        return "JAX's rolled loop (AUTOENCODERS_ROLLED_THREEFRY=1)"
+    return "JAX's rolled loop (the straight-line lowering could not be registered: see the log)"
 
 
 def machine_contention(
@@ -800,9 +841,20 @@ def machine_contention(
     return busy, text
 
 
-def main(argv: Sequence[str] | None = None) -> str:
-    """Runs the selected benchmarks; prints (and with --markdown_out writes) the record."""
-    args = parse_args(argv)
+def main(argv: Sequence[str]) -> None:
+    """`app.run`'s main: the flags are parsed; registers the Threefry lowering, as every entry
+    point does, then runs the benchmarks."""
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    with cli.user_errors(ValueError):  # a bad flag value: one line
+        settings = cli.dataclass_from_flags(Settings, _FLAGS)
+    threefry.register_unrolled_cpu_lowering()
+    run_benchmarks(settings, given_flags())
+
+
+def run_benchmarks(args: Settings, command_flags: Sequence[str] = ()) -> str:
+    """Runs the selected benchmarks; prints (and with --markdown_out writes) the record, whose
+    command line shows `command_flags`. Rewriting a record keeps its `report.KEPT_HEADING` part."""
     started = datetime.datetime.now().astimezone()
     load_at_start = os.getloadavg()
     quiet = timing.OtherCpuMeter()
@@ -828,7 +880,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         "is_eval": run_importance_sampling,
         "vmap": run_vmap,
     }
-    for name in args.benchmark_list:
+    for name in args.benchmarks:
         if name != "peak":  # measured before each section, see Run.measure_peak
             runners[name](run)
     if run.peaks:
@@ -837,7 +889,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     if run.targets:
         run.tables.append(targets_table(run.targets, busy))
 
-    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or []))
+    command = " ".join(["python -m benchmarks.run", *(shlex.quote(a) for a in command_flags)])
     settings = [
         f"Data: {bench.description}",
         f"Steps per timed repeat: {steps_text}; repeats: {args.repeats}",
@@ -853,15 +905,13 @@ def main(argv: Sequence[str] | None = None) -> str:
         f"{args.torch_warmup_steps} untimed warm-up steps first.",
         "Reported: the median over the repeats; raw per-repeat seconds are listed at the end.",
         "Peak: the best of `jax.jit(jnp.dot)` and `torch.mm` on float32 square matrices.",
-        "JAX random numbers (Threefry-2x32) on CPU: "
-        + (
-            "lowered straight-line (`autoencoders/threefry.py`, the same bits as JAX's rolled "
-            "loop; AUTOENCODERS_ROLLED_THREEFRY=1 turns it off)"
-            if threefry.is_registered()
-            else "JAX's rolled loop (AUTOENCODERS_ROLLED_THREEFRY is set)"
-        ),
+        f"JAX random numbers (Threefry-2x32) on CPU: {threefry_note()}",
     ]
-    text = report.record(command, started, settings, method, run.tables, run.raw)
+    kept = ""
+    if args.markdown_out and os.path.exists(args.markdown_out):
+        with open(args.markdown_out) as f:
+            kept = report.kept_part(f.read())
+    text = report.record(command, started, settings, method, run.tables, run.raw, kept)
     print(text)
     if args.markdown_out:
         os.makedirs(os.path.dirname(args.markdown_out) or ".", exist_ok=True)
@@ -871,4 +921,4 @@ def main(argv: Sequence[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    app.run(main)

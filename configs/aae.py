@@ -1,4 +1,5 @@
-"""Adversarial autoencoder (Makhzani et al. 2015) with a 2-D code, as in the lecture's code.
+"""Adversarial autoencoder (Makhzani et al. 2015) with a 2-D code, as in the lecture's code (the
+lecture this project follows, see README).
 
 Run (MNIST dynamically binarized, encoder and decoder MLPs 1000-1000 ReLU, discriminator MLP
 1000-1000 on z, Bernoulli likelihood, Adam 1e-3 for all three phases, one generator update a step,

@@ -1,4 +1,5 @@
-"""Conditional VAE: q(z|x, y) and p(x|y, z) see the one-hot label (the lecture's CVAE).
+"""Conditional VAE: q(z|x, y) and p(x|y, z) see the one-hot label (the lecture's CVAE; the lecture
+this project follows, see README).
 
 Run (MNIST dynamically binarized, MLP 784-500-500 ReLU with a mirrored decoder, 2-D latent,
 Bernoulli likelihood, Adam 1e-3, batch 128, 20 epochs, as in the lecture's code):

@@ -37,6 +37,9 @@ def get_config(arg: str | None = None):
     return config
 
 
+SWEEPS = ("noise",)
+
+
 def get_sweep(name: str):
     """Named sweeps (`python -m experiments.sweep --config=configs/dae.py:sweep=NAME`).
 
@@ -49,4 +52,4 @@ def get_sweep(name: str):
             sweeps.axis("model.corruption", ["masking", "salt_and_pepper", "gaussian"]),
             fixed={"vmap": {"noise_level": (0.1, 0.25, 0.5)}},
         )
-    raise ValueError(f"configs/dae.py has no sweep {name!r}: noise.")
+    raise ValueError(f"configs/dae.py has no sweep {name!r}: {', '.join(SWEEPS)}.")

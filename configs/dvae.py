@@ -1,4 +1,5 @@
-"""Denoising VAE (Im et al. 2017; the lecture's denoising VAE): q(z | x̃) sees a corrupted image.
+"""Denoising VAE (Im et al. 2017): q(z | x̃) sees a corrupted image. The denoising VAE of the
+lecture this project follows (see README).
 
 Run (configs/vae.py's setup — Larochelle's binarized MNIST, MLP 784-500-20 ReLU, Bernoulli, Adam
 1e-3, batch 128, 10 epochs — with salt-and-pepper noise on 10 % of the input pixels, fresh each

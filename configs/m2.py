@@ -8,14 +8,15 @@ Adam 3e-4 [paper code], 100 unlabelled + 100 labelled images a step):
       --config=configs/m2.py --workdir=runs/m2
 
 Expect test/class_error (% of the 10,000 test digits misclassified by argmax q(y|x)) to fall toward
-the paper's 11.97 % (100 labels), 4.94 (600), 3.60 (1000), 3.92 (3000) (REFERENCES.md §5); the
-paper trains for up to 3,000 epochs, the default here is 100. Measured after 1 epoch with 100
-labels: test/class_error 57.3 %, test/neg_elbo 141.5 (the bound on −log p(x) with y summed out,
-nats per image); training has barely started by then.
+the paper's 11.97 % (100 labels), 4.94 (600), 3.60 (1000), 3.92 (3000) (Kingma, Rezende, Mohamed &
+Welling 2014, "Semi-supervised learning with deep generative models"); the paper trains for up to
+3,000 epochs, the default here is 100. Measured after 1 epoch with 100 labels: test/class_error
+57.3 %, test/neg_elbo 141.5 (the bound on −log p(x) with y summed out, nats per image); training has
+barely started by then.
 
 Arguments (`--config=configs/m2.py:labels=1000`):
   labels      labelled training examples, a multiple of 10 (default 100); 0 or -1: every label
-              (the lecture's CVAE with a classifier)
+              (the CVAE of the lecture this project follows, see README, with a classifier)
   latent      latent dimension (default 50)
   data        a labelled TFDS image dataset or 'digits' (default mnist)
   likelihood  as in configs/vae.py (default bernoulli: dynamic binarization)

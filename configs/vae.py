@@ -45,6 +45,9 @@ _MNIST_TRAIN_SIZE = 60_000
 _FREY_FACE_TRAIN_SIZE = 1_572
 
 
+SWEEPS = ("latent_x_likelihood", "kingma_welling_fig2", "kingma_welling_frey")
+
+
 def get_sweep(name: str):
     """Named sweeps (`python -m experiments.sweep --config=configs/vae.py:sweep=NAME`).
 
@@ -101,7 +104,4 @@ def get_sweep(name: str):
                 "optimizer.weight_decay": 1.0 / _FREY_FACE_TRAIN_SIZE,
             },
         )
-    raise ValueError(
-        f"configs/vae.py has no sweep {name!r}: latent_x_likelihood, kingma_welling_fig2, "
-        "kingma_welling_frey."
-    )
+    raise ValueError(f"configs/vae.py has no sweep {name!r}: {', '.join(SWEEPS)}.")

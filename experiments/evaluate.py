@@ -4,7 +4,9 @@
   python -m experiments.evaluate --workdir=runs/vae --num_samples=100 --parts=density,figures
 
 Works on a finished run or on one still training (its latest checkpoint). See
-`autoencoders.evaluation` for what each part measures and in which unit.
+`autoencoders.evaluation` for what each part measures and in which unit. Besides --workdir and
+--epoch, every field of `evaluation.Options` is a flag of the same name (`--help` lists them);
+tuples are comma lists (`--report_ks=1,10`).
 """
 
 from absl import app, flags, logging
@@ -12,61 +14,43 @@ from absl import app, flags, logging
 from autoencoders import evaluation
 from experiments import cli
 
-_DEFAULTS = evaluation.Options()
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run's directory (config.json, checkpoints/).")
 _EPOCH = flags.DEFINE_integer("epoch", None, "Checkpoint to evaluate; default the latest.")
-_PARTS = flags.DEFINE_list(
-    "parts", list(_DEFAULTS.parts), f"Parts to run, among {', '.join(evaluation.PARTS)}."
-)
-_SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of every random choice.")
-_NUM_SAMPLES = flags.DEFINE_integer(
-    "num_samples", _DEFAULTS.num_samples, "k, importance samples per test image (IWAE estimate)."
-)
-_REPORT_KS = flags.DEFINE_list(
-    "report_ks",
-    [str(k) for k in _DEFAULTS.report_ks],
-    "Smaller k also reported (prefixes of the same samples).",
-)
-_SAMPLE_CHUNK = flags.DEFINE_integer(
-    "sample_chunk", _DEFAULTS.sample_chunk, "Importance samples drawn at once per image."
-)
-_EXAMPLE_BATCH = flags.DEFINE_integer(
-    "example_batch", _DEFAULTS.example_batch, "Images vectorised at once in the density part."
-)
-_DENSITY_EXAMPLES = flags.DEFINE_integer(
-    "density_examples", _DEFAULTS.density_examples, "Test images for the IS estimate; 0 = all."
-)
-_MANIFOLD_EXAMPLES = flags.DEFINE_integer(
-    "manifold_examples", _DEFAULTS.manifold_examples, "Test images embedded in 2-D."
-)
-_LATENT_PROJECTION = flags.DEFINE_enum(
-    "latent_projection", _DEFAULTS.latent_projection, ["pca", "tsne"], "Latents > 2-D to 2-D."
-)
-_PROBE_TRAIN = flags.DEFINE_integer(
-    "probe_train_examples", _DEFAULTS.probe_train_examples, "Training images for the probes."
-)
-_PROBE_TEST = flags.DEFINE_integer(
-    "probe_test_examples", _DEFAULTS.probe_test_examples, "Test images for the probes."
-)
+# Help for the fields whose source has no comment to take it from.
+_HELP = {
+    "parts": f"Parts to run, among {', '.join(evaluation.PARTS)}.",
+    "seed": "Seed of every random choice.",
+    "active_threshold": "A latent unit is active where Var_x(E_q[z_j | x]) exceeds this.",
+}
+_OPTIONS = cli.define_dataclass_flags(evaluation.Options, _HELP)
+for _name in _OPTIONS:
+    flags.declare_key_flag(_name)  # listed by --help, as this module's own flags
 flags.mark_flags_as_required(["workdir"])
+
+
+def options_from_flags() -> evaluation.Options:
+    """`evaluation.Options` from the flags. Report k above --num_samples are dropped (with a log
+    line) unless --report_ks was given, so `--num_samples=100` alone works; given, they are
+    refused."""
+    overrides = {}
+    report_ks, num_samples = _OPTIONS.get("report_ks"), _OPTIONS.get("num_samples")
+    if report_ks is not None and num_samples is not None and not report_ks.present:
+        ks = [int(k) for k in report_ks.value]
+        dropped = [k for k in ks if k > num_samples.value]
+        if dropped:
+            logging.info(
+                "report_ks: dropped %s (above --num_samples=%d; --report_ks chooses them)",
+                ", ".join(map(str, dropped)),
+                num_samples.value,
+            )
+            overrides["report_ks"] = tuple(k for k in ks if k <= num_samples.value)
+    return cli.dataclass_from_flags(evaluation.Options, _OPTIONS, **overrides)
 
 
 def main(argv: list[str]) -> None:
     cli.start(argv)
     with cli.user_errors(ValueError, FileNotFoundError):
-        options = evaluation.Options(
-            parts=tuple(_PARTS.value),
-            seed=_SEED.value,
-            num_samples=_NUM_SAMPLES.value,
-            report_ks=tuple(int(k) for k in _REPORT_KS.value),
-            sample_chunk=_SAMPLE_CHUNK.value,
-            example_batch=_EXAMPLE_BATCH.value,
-            density_examples=_DENSITY_EXAMPLES.value,
-            manifold_examples=_MANIFOLD_EXAMPLES.value,
-            latent_projection=_LATENT_PROJECTION.value,
-            probe_train_examples=_PROBE_TRAIN.value,
-            probe_test_examples=_PROBE_TEST.value,
-        )
+        options = options_from_flags()
         results = evaluation.evaluate_run(_WORKDIR.value, options, _EPOCH.value)
     logging.info("%s", evaluation.summary(results))
     logging.info("Wrote %s/eval.json", _WORKDIR.value)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from absl import app, flags
 
-from autoencoders import sweeps
+from autoencoders import launch, sweeps
 from experiments import cli
 
 _CONFIG = flags.DEFINE_string("config", None, "<config file>:sweep=NAME[,config arguments].")
@@ -70,7 +70,7 @@ def _print_plan(plan: sweeps.Plan, runs: Sequence[sweeps.Run]) -> None:
         print("every run:", " ".join(plan.global_flags))
     for run in runs:
         try:
-            state = sweeps.status(run)
+            state = launch.status(run)
         except ValueError as e:
             state = f"error: {e}"
         overrides = ", ".join(f"{k}={v}" for k, v in run.overrides.items())
@@ -82,30 +82,31 @@ def _raise_interrupt(signum, frame):
 
 
 def main(argv: list[str]) -> None:
+    cli.register_threefry()  # as every entry point does, before anything compiles
     global_flags = argv[1:]
     with cli.user_errors(ValueError):
         train_flags = ["--allow_config_change"] if _ALLOW_CONFIG_CHANGE.value else []
         plan = sweeps.plan_from_command(
             _CONFIG.value, _SWEEP_DIR.value, global_flags, train_flags=train_flags
         )
-        runs = sweeps.select(plan, parse_ids(_RUNS.value))
+        runs = launch.select(plan, parse_ids(_RUNS.value))
     if _DRY_RUN.value:
         _print_plan(plan, runs)
         return
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        summary = sweeps.launch(plan, sweeps.LocalBackend(_WORKERS.value), [r.id for r in runs])
+        summary = launch.launch(plan, launch.LocalBackend(_WORKERS.value), [r.id for r in runs])
     except KeyboardInterrupt:
         raise SystemExit("Interrupted: re-run the same command to resume.") from None
     done = sum(o.ok for o in summary.outcomes)
     print(
         f"\n{len(summary.skipped)} finished earlier, {done} finished now, "
-        f"{len(summary.failed)} failed; manifest: {plan.sweep_dir}/{sweeps.MANIFEST}"
+        f"{len(summary.failed)} failed; manifest: {plan.sweep_dir}/{launch.MANIFEST}"
     )
     for outcome in summary.failed:
         print(
             f"\n--- [{outcome.run.id}] {outcome.run.name} failed (exit {outcome.returncode}); "
-            f"last lines of {outcome.log_path}:\n{sweeps.log_tail(outcome.log_path)}"
+            f"last lines of {outcome.log_path}:\n{launch.log_tail(outcome.log_path)}"
         )
     if summary.failed:
         sys.exit(1)

@@ -10,6 +10,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from autoencoders import training
+from autoencoders import workdir as workdirs
 from experiments import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -26,7 +27,7 @@ def main(argv: list[str]) -> None:
     cli.start(argv)
     # Config and data errors, a diverged run, and a workdir another run is training in are the
     # user's to fix: a message, not a trace.
-    with cli.user_errors(ValueError, FloatingPointError, training.WorkdirInUse):
+    with cli.user_errors(ValueError, FloatingPointError, workdirs.WorkdirInUse):
         training.train_and_evaluate(
             _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value
         )

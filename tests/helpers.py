@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from autoencoders import training
+from autoencoders import workdir as workdirs
 from configs import common
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -77,8 +78,8 @@ def assert_resume_matches(config, tmp_path: pathlib.Path) -> None:
         if step_dir.name.isdigit() and int(step_dir.name) > 1:
             shutil.rmtree(step_dir)
     final_cut = training.train_and_evaluate(config, str(cut))
-    *_, params_full, epoch_full = training.restore_params(str(full))
-    *_, params_cut, epoch_cut = training.restore_params(str(cut))
+    *_, params_full, epoch_full = workdirs.restore_params(str(full))
+    *_, params_cut, epoch_cut = workdirs.restore_params(str(cut))
     assert epoch_full == epoch_cut == config.train.num_epochs
     for a, b in zip(jax.tree.leaves(params_full), jax.tree.leaves(params_cut), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -9,7 +9,8 @@ import tempfile
 import jax
 import numpy as np
 
-from autoencoders import training
+from autoencoders import threefry, training
+from autoencoders import workdir as workdirs
 from tests.helpers import tiny_config
 
 
@@ -17,10 +18,10 @@ def max_differences(config_one, config_many):
     with tempfile.TemporaryDirectory() as tmp:
         one = training.train_and_evaluate(config_one, f"{tmp}/one")
         many = training.train_and_evaluate(config_many, f"{tmp}/many")
-        workdirs = [f"{tmp}/one", f"{tmp}/many"]
+        dirs = [f"{tmp}/one", f"{tmp}/many"]
         if config_one.vmap:
-            workdirs = [f"{tmp}/{w}/members/seed=1" for w in ("one", "many")]
-        params = [training.restore_params(w)[2] for w in workdirs]
+            dirs = [f"{tmp}/{w}/members/seed=1" for w in ("one", "many")]
+        params = [workdirs.restore_params(w)[2] for w in dirs]
     param_diff = max(
         float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
         for a, b in zip(*(jax.tree.leaves(p) for p in params), strict=True)
@@ -32,6 +33,7 @@ def max_differences(config_one, config_many):
 
 def main() -> None:
     assert jax.local_device_count() == 4, jax.local_devices()
+    threefry.register_unrolled_cpu_lowering()  # as the entry points do
     results = {}
     for family in ("vae", "ae"):
         single = tiny_config(family, **{"train.data_parallel": False})

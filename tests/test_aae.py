@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoencoders import data, metrics, models, optim, training
+from autoencoders import data, epoch, metrics, models, optim, training
 from tests.helpers import assert_resume_matches, tiny_config
 
 # At this tiny size the lecture's slower discriminator (lr / 5) and two generator steps make the
@@ -40,9 +40,9 @@ def _train(config, num_epochs):
     state = model.init_state(jax.random.key(0), example, tx)
     x = data.preprocess(train.images, jax.random.key(1), 17, "none", False)
     before = np.asarray(model.encode(state.params, x))
-    train_epoch = training.make_train_epoch(model, config, steps)
-    for epoch in range(num_epochs):
-        state, _ = train_epoch(state, train.images, train.labels, jax.random.key(10 + epoch))
+    train_epoch = epoch.make_train_epoch(model, tx, config, steps)
+    for i in range(num_epochs):
+        state, _ = train_epoch(state, train.images, train.labels, jax.random.key(10 + i))
     after = np.asarray(model.encode(state.params, x))
     return model, before, after, np.asarray(train.labels)
 
@@ -79,7 +79,7 @@ def test_reconstruction_phase_alone_moves_the_decoder():
     batch = {"x": x, "y": dataset.train.labels[:16]}
     tx = optim.make(config.optimizer, 1, 1)
     state = model.init_state(jax.random.key(1), batch, tx)
-    new_state, step_metrics = model.train_step(state, batch, jax.random.key(2))
+    new_state, step_metrics = model.train_step(state, batch, jax.random.key(2), tx)
 
     def recon_loss(autoencoder):
         return jnp.mean(model.recon_terms(autoencoder, model.encode(autoencoder, x), x)[0])

@@ -1,13 +1,39 @@
-"""benchmarks/run.py works end to end on the smallest setting and prints a parsable table."""
+"""benchmarks/run.py works end to end on the smallest setting and prints a parsable table; its
+absl flags keep the spellings the README and docs quote; targets are judged from data."""
 
 import importlib.util
+import re
+
+import pytest
+from absl import flags
+from absl.testing import flagsaver
 
 from benchmarks import report, run
+from experiments import cli
 
 
-def test_tiny_benchmark_table_parses(tmp_path):
+@pytest.fixture
+def parse():
+    """Parses benchmarks.run's flags as `python -m benchmarks.run ARGS` would: (settings, the
+    flags as the record's command shows them). Flag values are restored afterwards."""
+    was_parsed = flags.FLAGS.is_parsed()
+    with flagsaver.flagsaver():
+
+        def parse(argv):
+            flags.FLAGS.unparse_flags()
+            flags.FLAGS(["benchmarks.run", *argv])
+            return cli.dataclass_from_flags(run.Settings, run._FLAGS), run.given_flags()
+
+        yield parse
+    if not was_parsed:
+        flags.FLAGS.unparse_flags()
+
+
+def test_tiny_benchmark_table_parses(tmp_path, parse):
     has_torch = importlib.util.find_spec("torch") is not None
     out = tmp_path / "benchmarks.md"
+    kept = f"{report.KEPT_HEADING}\n\nWritten by hand; | kept | as is |\n"
+    out.write_text(f"# Benchmarks\n\nAn earlier record.\n\n{kept}")
     argv = [
         "--benchmarks=peak,train",
         "--models=iwae",
@@ -18,8 +44,11 @@ def test_tiny_benchmark_table_parses(tmp_path):
         "--torch_warmup_steps=1",
         f"--markdown_out={out}",
     ]
-    text = run.main(argv if has_torch else [*argv, "--no_torch"])
+    settings, given = parse(argv if has_torch else [*argv, "--no_torch"])
+    text = run.run_benchmarks(settings, given)
     assert out.read_text() == text
+    assert text.endswith(kept) and "An earlier record" not in text
+    assert "Command: `python -m benchmarks.run --benchmarks=peak,train --models=iwae" in text
     tables = report.parse_tables(text)
     (row,) = tables[run.TRAIN_TABLE]
     assert row["model"].startswith("IWAE-paper VAE") and row["steps"] == "2"
@@ -38,3 +67,63 @@ def test_tiny_benchmark_table_parses(tmp_path):
     (flops,) = tables["Training FLOPs"]
     if has_torch:
         assert flops["params JAX"] == flops["params PyTorch"]
+    (target,) = tables["Targets"]
+    assert target["target"] == "JAX/PyTorch on the IWAE-paper VAE ≥ 3×"
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            "--benchmarks=train --models=iwae,mlp --no_torch --repeats=3",
+            {"benchmarks": ("train",), "models": ("iwae", "mlp"), "no_torch": True, "repeats": 3},
+        ),
+        (
+            "--is_examples=1000 --is_repeats=2 --repeats=5 --markdown_out=docs/benchmarks.md",
+            {
+                "is_examples": 1000,
+                "is_repeats": 2,
+                "repeats": 5,
+                "markdown_out": "docs/benchmarks.md",
+            },
+        ),
+        (
+            "--benchmarks=is_eval --is_models=mlp --is_example_batch=32 --vmap_sizes=1,4",
+            {
+                "benchmarks": ("is_eval",),
+                "is_models": ("mlp",),
+                "is_example_batch": 32,
+                "vmap_sizes": (1, 4),
+            },
+        ),
+    ],
+)
+def test_documented_commands_parse(parse, argv, expected):
+    settings, given = parse(argv.split())
+    for name, value in expected.items():
+        assert getattr(settings, name) == value, name
+    assert sorted(given) == sorted(argv.split())  # the record's command: the flags as given
+    assert parse(given)[0] == settings
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ("--models=iwae,foo", "--models: unknown foo; choose from mlp, iwae, conv."),
+        ("--benchmarks=", "--benchmarks: empty"),
+        ("--repeats=0", "must be > 0"),
+        ("--vmap_sizes=1,x", "--vmap_sizes: 'x' is not of type int."),
+    ],
+)
+def test_bad_flag_values_are_refused(parse, argv, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse([argv])
+
+
+def test_targets_are_data_and_judged_against_their_minimum():
+    iwae, mlp_speedup = run.TRAIN_TARGETS["iwae"]["speedup"], run.TRAIN_TARGETS["mlp"]["speedup"]
+    table = run.targets_table([(iwae, 2.9), (mlp_speedup, 1.3), (iwae, None)], busy=False)
+    assert [row[0] for row in table.rows] == [iwae.label, mlp_speedup.label, iwae.label]
+    assert [row[2] for row in table.rows] == ["no", "yes", None]
+    assert run.targets_table([(iwae, 5.0)], busy=True).rows[0][2] == "not judged (busy machine)"
+    assert run.Target("JAX % of peak, x", 60, "%").label == "JAX % of peak, x ≥ 60 %"

@@ -1,5 +1,6 @@
 """`python -m experiments.train` end to end as a user runs it: outputs, errors, kill -9, resume."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -8,8 +9,11 @@ import sys
 import time
 
 import pytest
+from absl import flags
 
-from autoencoders import metrics, training
+from autoencoders import evaluation, metrics
+from autoencoders import workdir as workdirs
+from experiments import cli
 from tests.helpers import REPO
 
 TINY = [
@@ -57,7 +61,7 @@ def test_cli_config_errors_are_one_clear_line(tmp_path, flag, message):
 
 
 def test_cli_refuses_a_workdir_another_run_is_training_in(tmp_path):
-    with training.workdir_lock(str(tmp_path)):  # this process plays the running job
+    with workdirs.lock(str(tmp_path)):  # this process plays the running job
         result = run(train_command(tmp_path), timeout=120)
     assert result.returncode == 1
     assert f"is in use by another training run (pid {os.getpid()} on " in result.stderr
@@ -100,3 +104,73 @@ def test_kill_9_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
     final_clean = metrics.latest_by_epoch(str(clean / "metrics.jsonl"), "test")[60]
     for key in ("neg_elbo", "recon_nll", "kl", "sq_err"):
         assert final_killed[key] == final_clean[key], key
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A 1-epoch run on the embedded digits, for the evaluate command."""
+    workdir = tmp_path_factory.mktemp("trained")
+    result = run(train_command(workdir, "--config.train.num_epochs=1"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def evaluate_command(workdir, *extra):
+    return [sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}", *extra]
+
+
+def test_evaluate_with_fewer_samples_drops_the_larger_default_report_ks(trained_run):
+    flags = ["--parts=density", "--num_samples=10", "--density_examples=20"]
+    result = run(evaluate_command(trained_run, *flags), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "report_ks: dropped 100, 1000 (above --num_samples=10" in result.stderr
+    written = json.loads((trained_run / "eval.json").read_text())
+    assert written["options"]["num_samples"] == 10 and written["options"]["report_ks"] == [1, 10]
+    assert written["options"]["density_examples"] == 20 and "density" in written
+
+
+def test_evaluate_refuses_report_ks_given_above_num_samples(trained_run):
+    flags = ["--parts=density", "--num_samples=10", "--report_ks=1,100"]
+    result = run(evaluate_command(trained_run, *flags), timeout=300)
+    assert result.returncode == 1
+    assert "error: report_ks=(1, 100): each must be in 1..num_samples." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_evaluation_option_is_a_flag_with_its_default():
+    values = flags.FlagValues()
+    holders = cli.define_dataclass_flags(evaluation.Options, flag_values=values)
+    assert list(holders) == [f.name for f in dataclasses.fields(evaluation.Options)]
+    values(["evaluate"])
+    assert cli.dataclass_from_flags(evaluation.Options, holders) == evaluation.Options()
+    values(["evaluate", "--report_ks=1,5", "--num_samples=7", "--latent_projection=tsne"])
+    assert cli.dataclass_from_flags(evaluation.Options, holders) == dataclasses.replace(
+        evaluation.Options(), report_ks=(1, 5), num_samples=7, latent_projection="tsne"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Commented:
+    plain: int = 0
+    # Block comment: covers the fields below it
+    # up to a blank line or another comment.
+    first: float = 1.0
+    second: tuple[int, ...] = (1, 2)
+    own: str = "a#b"  # its own comment
+    after_own: bool = False
+
+    separated: int = 3
+
+
+def test_dataclass_flags_take_help_from_comments_and_types_from_defaults():
+    values = flags.FlagValues()
+    holders = cli.define_dataclass_flags(_Commented, {"plain": "Given."}, flag_values=values)
+    block = "Block comment: covers the fields below it up to a blank line or another comment."
+    assert values["plain"].help == "Given."
+    assert values["first"].help == block
+    assert values["second"].help == block + " (comma list of int)"
+    assert values["own"].help == "its own comment"
+    assert values["after_own"].help == "_Commented.after_own"  # no comment of its own
+    assert values["separated"].help == "_Commented.separated"
+    values(["x", "--second=3,4", "--first=0.5", "--after_own", "--own=z"])
+    assert cli.dataclass_from_flags(_Commented, holders) == _Commented(0, 0.5, (3, 4), "z", True)

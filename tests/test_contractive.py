@@ -100,7 +100,7 @@ def _model(family: str, **model_fields):
 
 def test_cae_loss_is_reconstruction_plus_weighted_exact_penalty():
     model, params, x = _model("cae", contractive_weight=0.7, jacobian="exact", num_projections=1)
-    terms = model.terms(params, {"x": x}, jax.random.key(7))
+    terms = model.loss(params, {"x": x}, jax.random.key(7))[1]
     penalty = np.sum(_brute_force_jacobians(lambda v: model.encode(params, v), x) ** 2, (1, 2))
     np.testing.assert_allclose(terms["jacobian_sq_norm"], penalty, rtol=1e-5)
     np.testing.assert_allclose(terms["loss"], terms["recon_nll"] + 0.7 * penalty, rtol=1e-5)
@@ -128,8 +128,8 @@ def test_cae_projection_terms_draw_fresh_probes_per_key():
     model, params, x = _model(
         "cae", contractive_weight=1.0, jacobian="projection", num_projections=2
     )
-    a = model.terms(params, {"x": x}, jax.random.key(8))["jacobian_sq_norm"]
-    b = model.terms(params, {"x": x}, jax.random.key(9))["jacobian_sq_norm"]
+    a = model.loss(params, {"x": x}, jax.random.key(8))[1]["jacobian_sq_norm"]
+    b = model.loss(params, {"x": x}, jax.random.key(9))[1]["jacobian_sq_norm"]
     assert not np.allclose(a, b)
 
 
@@ -139,7 +139,7 @@ def test_scae_penalty_is_sigma_squared_jacobian_norm_for_small_noise():
     model, params, x = _model(
         "scae", contractive_weight=1.0, noise_std=sigma, num_noise_samples=samples
     )
-    penalty = model.terms(params, {"x": x}, jax.random.key(10))["code_shift_sq"] / sigma**2
+    penalty = model.loss(params, {"x": x}, jax.random.key(10))[1]["code_shift_sq"] / sigma**2
     jac = _brute_force_jacobians(lambda v: model.encode(params, v), x)
     exact = np.sum(jac**2, axis=(1, 2))
     gram = np.einsum("bij,bkj->bik", jac, jac)
@@ -150,7 +150,7 @@ def test_scae_penalty_is_sigma_squared_jacobian_norm_for_small_noise():
 
 def test_scae_loss_is_reconstruction_plus_weighted_penalty():
     model, params, x = _model("scae", contractive_weight=3.0, noise_std=0.1, num_noise_samples=1)
-    terms = model.terms(params, {"x": x}, jax.random.key(11))
+    terms = model.loss(params, {"x": x}, jax.random.key(11))[1]
     np.testing.assert_allclose(
         terms["loss"], terms["recon_nll"] + 3.0 * terms["code_shift_sq"], rtol=1e-6
     )

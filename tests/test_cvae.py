@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from autoencoders import data, metrics, models, training
+from autoencoders import workdir as workdirs
 from autoencoders.data import DataSpec
 from tests.helpers import assert_resume_matches, requires_shared_data, tiny_config
 
@@ -31,7 +32,7 @@ def test_decoded_digit_follows_the_label(cvae_run):
     deviation from the average over labels) looks most like its own class's deviation from the
     average digit. A decoder that ignored the label would change nothing."""
     config, workdir = cvae_run
-    _, model, params, _ = training.restore_params(str(workdir))
+    _, model, params, _ = workdirs.restore_params(str(workdir))
     train = data.load(config.data).train
     images = np.asarray(train.images, np.float32).reshape(train.size, -1) / 16
     labels = np.asarray(train.labels)
@@ -56,11 +57,11 @@ def test_decoded_digit_follows_the_label(cvae_run):
 def test_bound_depends_on_the_label(cvae_run):
     """The bound on −log p(x|y) is lower under the true label than under a wrong one."""
     config, workdir = cvae_run
-    _, model, params, _ = training.restore_params(str(workdir))
+    _, model, params, _ = workdirs.restore_params(str(workdir))
     test = data.load(config.data).test
     x = data.preprocess(test.images, jax.random.key(1), 17, "dynamic", False)
-    true = model.terms(params, {"x": x, "y": test.labels}, jax.random.key(2))["neg_elbo"]
-    wrong = model.terms(params, {"x": x, "y": (test.labels + 1) % 10}, jax.random.key(2))
+    true = model.loss(params, {"x": x, "y": test.labels}, jax.random.key(2))[1]["neg_elbo"]
+    wrong = model.loss(params, {"x": x, "y": (test.labels + 1) % 10}, jax.random.key(2))[1]
     assert float(jnp.mean(wrong["neg_elbo"])) > float(jnp.mean(true)) + 1.0
 
 

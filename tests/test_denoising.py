@@ -29,7 +29,7 @@ def _nll(model, params, z, target):
 def test_dae_reconstructs_the_clean_input_from_the_corrupted_one():
     # Masking every pixel makes the corruption deterministic: x̃ = 0.
     model, params, x = _model("dae", "masking", 1.0)
-    terms = model.terms(params, {"x": x}, jax.random.key(2))
+    terms = model.loss(params, {"x": x}, jax.random.key(2))[1]
     z_noisy = model.encode(params, jnp.zeros_like(x))
     expected = _nll(model, params, z_noisy, x)  # encode x̃, score the clean x
     np.testing.assert_allclose(terms["loss"], expected, rtol=1e-6)
@@ -44,7 +44,7 @@ def test_dae_reconstructs_the_clean_input_from_the_corrupted_one():
 def test_dvae_posterior_sees_the_corruption_and_the_likelihood_the_clean_input():
     model, params, x = _model("dvae", "masking", 1.0)
     rng = jax.random.key(3)
-    terms = model.terms(params, {"x": x}, rng)
+    terms = model.loss(params, {"x": x}, rng)[1]
     # The documented key use: the corruption draws from split(rng)[0], the VAE from split(rng)[1].
     vae_rng = jax.random.split(rng)[1]
     mean, log_var = model.posterior(params, jnp.zeros_like(x))  # q(z | x̃ = 0)
@@ -62,8 +62,8 @@ def test_zero_noise_is_the_plain_family(family):
     model, params, x = _model(family, "gaussian", 0.0)
     plain = models.FAMILIES[{"dae": "ae", "dvae": "vae"}[family]](model.config, model.spec)
     rng = jax.random.key(4)
-    noisy_terms = model.terms(params, {"x": x}, rng)
-    plain_terms = plain.terms(params, {"x": x}, jax.random.split(rng)[1])
+    noisy_terms = model.loss(params, {"x": x}, rng)[1]
+    plain_terms = plain.loss(params, {"x": x}, jax.random.split(rng)[1])[1]
     for k, v in plain_terms.items():
         np.testing.assert_allclose(noisy_terms[k], v, rtol=1e-6, err_msg=k)
 

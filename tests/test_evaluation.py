@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 from sklearn import datasets, decomposition
 
-from autoencoders import data, evaluation, models, training
+from autoencoders import baselines, data, density, evaluation, models, training
 from configs import common
 from tests import helpers
 
@@ -58,7 +58,7 @@ def linear_gaussian_vae(seed: int = 0):
 def test_importance_sampling_converges_to_exact_log_likelihood():
     model, params, x, exact = linear_gaussian_vae()
     y = jnp.full((x.shape[0],), -1, jnp.int32)
-    estimates = evaluation.importance_sampled_log_likelihood(
+    estimates = density.importance_sampled_log_likelihood(
         model, params, x, y, jax.random.key(1), 5000, ks=(1, 10, 100, 1000), sample_chunk=512
     )
     ks = (1, 10, 100, 1000, 5000)
@@ -85,7 +85,7 @@ def test_importance_sampling_is_repeatable_and_independent_of_batching():
     x, y = x[:100], y[:100]
 
     def run(example_batch, block_size):
-        return evaluation.importance_sampled_log_likelihood(
+        return density.importance_sampled_log_likelihood(
             model, params, x, y, jax.random.key(3), 300, (10,), 64, example_batch, block_size
         )
 
@@ -98,7 +98,7 @@ def test_importance_sampling_is_repeatable_and_independent_of_batching():
 def test_active_units_counts_dimensions_with_varying_means():
     rng = np.random.default_rng(0)
     means = rng.normal(size=(1000, 4)) * np.array([1.0, 0.5, 0.05, 0.0])  # variances 1, .25, .0025
-    result = evaluation.active_units(means, threshold=0.01)
+    result = density.active_units(means, threshold=0.01)
     assert (result["count"], result["of"]) == (2, 4)
     assert "unit" in result
 
@@ -112,7 +112,7 @@ def test_pca_error_on_its_training_set_is_the_sum_of_discarded_eigenvalues():
     rng = np.random.default_rng(0)
     n, dim, kept = 300, 12, 4
     x = rng.normal(size=(n, dim)) @ rng.normal(size=(dim, dim))
-    errors = evaluation.pca_reconstruction_errors(x, x, kept)
+    errors = baselines.pca_reconstruction_errors(x, x, kept)
     # sklearn's explained_variance_ divides by N − 1; the mean squared error divides by N.
     eigenvalues = decomposition.PCA().fit(x).explained_variance_
     np.testing.assert_allclose(errors.mean(), (n - 1) / n * eigenvalues[kept:].sum(), rtol=1e-9)
@@ -123,8 +123,8 @@ def test_embedding_metrics_rank_a_good_embedding_above_a_shuffled_one():
     rotation = np.linalg.qr(np.random.default_rng(0).normal(size=(10, 10)))[0][:2]
     original = points @ rotation + 0.01 * np.random.default_rng(1).normal(size=(300, 10))
     shuffled = points[np.random.default_rng(2).permutation(300)]
-    good = evaluation.embedding_quality(original, points, labels)
-    bad = evaluation.embedding_quality(original, shuffled, labels)
+    good = baselines.embedding_quality(original, points, labels)
+    bad = baselines.embedding_quality(original, shuffled, labels)
     for metric in ("trustworthiness", "continuity", "knn_accuracy"):
         assert good[metric]["value"] > bad[metric]["value"] + 0.2, metric
         assert good[metric]["unit"]
@@ -136,12 +136,10 @@ def test_probes_separate_informative_from_uninformative_features():
         n_samples=400, centers=3, cluster_std=0.5, random_state=0
     )
     noise = np.random.default_rng(0).normal(size=features.shape)
-    informative = evaluation.probe_accuracies(
+    informative = baselines.probe_accuracies(
         features[:300], labels[:300], features[300:], labels[300:]
     )
-    uninformative = evaluation.probe_accuracies(
-        noise[:300], labels[:300], noise[300:], labels[300:]
-    )
+    uninformative = baselines.probe_accuracies(noise[:300], labels[:300], noise[300:], labels[300:])
     for probe in ("linear_probe", "knn"):
         assert informative[probe]["value"] > 0.95  # separable classes
         assert uninformative[probe]["value"] < 0.6  # chance is 1/3
@@ -154,7 +152,7 @@ def test_pca_30_on_mnist_matches_hinton_and_salakhutdinov():
     config.data.name, config.data.data_dir = "mnist", helpers.shared_tfds_dir()
     dataset = data.load(config.data)
     train, test = (np.asarray(s.images) / 255.0 for s in (dataset.train, dataset.test))
-    errors = evaluation.pca_reconstruction_errors(train, test, 30)
+    errors = baselines.pca_reconstruction_errors(train, test, 30)
     assert abs(errors.mean() - 13.87) < 0.02  # squared error per image, Science 2006 Table
 
 
@@ -207,12 +205,12 @@ def test_evaluate_command_writes_eval_json_with_units_and_figures(vae_run):
     for path, q in quantities.items():
         assert q["unit"], path
         assert np.isfinite(q["value"]), path
-    density = results["density"]
-    assert density["nll"]["num_samples"] == 40 and density["nll"]["stderr"] > 0
-    assert "nats per image" in density["nll"]["unit"]
+    density_part = results["density"]
+    assert density_part["nll"]["num_samples"] == 40 and density_part["nll"]["stderr"] > 0
+    assert "nats per image" in density_part["nll"]["unit"]
     # The IWAE estimate sits below the one-sample bound; k = 1 is an ELBO estimate.
-    assert density["nll"]["value"] <= density["nll_by_k"]["1"]["value"]
-    assert 0 <= density["active_units"]["count"] <= 2
+    assert density_part["nll"]["value"] <= density_part["nll_by_k"]["1"]["value"]
+    assert 0 <= density_part["active_units"]["count"] <= 2
     assert results["reduction"]["pca_sq_err"]["value"] > 0
     assert {"model latent", "pca", "isomap", "tsne"} <= set(results["manifold"])
     assert set(results["representation"]) >= {"latent", "pca_2", "pixels"}
@@ -255,9 +253,9 @@ def test_deterministic_autoencoder_claims_no_likelihood(tmp_path):
     training.train_and_evaluate(helpers.tiny_config("ae", **{"train.num_epochs": 1}), workdir)
     options = dataclasses.replace(SMALL, parts=("density", "figures"))
     results = evaluation.evaluate_run(workdir, options)
-    density = results["density"]
-    assert "nll" not in density and "not estimated" in density["log_likelihood"]
-    assert "sq_err" in density and "recon_nll" in density
+    density_part = results["density"]
+    assert "nll" not in density_part and "not estimated" in density_part["log_likelihood"]
+    assert "sq_err" in density_part and "recon_nll" in density_part
     written = {os.path.basename(f) for f in results["figures"]}
     assert {"reconstructions.png", "interpolation.png", "latent_map.png"} == written
 
@@ -269,7 +267,7 @@ def test_bernoulli_on_grey_levels_is_labelled_cross_entropy():
     x = jax.random.uniform(jax.random.key(1), (6, *model.spec.shape))
     y = jnp.zeros((6,), jnp.int32)
     options = evaluation.Options(num_samples=4, report_ks=(1,))
-    result = evaluation.density(model, params, x, y, jax.random.key(2), options)
+    result = density.density(model, params, x, y, jax.random.key(2), options)
     assert "nll" not in result and "neg_elbo" not in result
     assert "NOT a log-likelihood" in result["marginal_xent"]["unit"]
     assert "cross-entropy" in result["xent_plus_kl"]["unit"]

@@ -82,7 +82,7 @@ def test_k1_bound_is_the_elbo_in_expectation(untrained):
     keys = jax.random.split(jax.random.key(3), 4000)
     one_sample = jax.vmap(lambda k: model.log_importance_weights(params, batch, k, 1)[0])(keys)
     plain = vae.VAE(model.config, model.spec)
-    neg_elbo = jax.vmap(lambda k: plain.terms(params, batch, k)["neg_elbo"])(keys)
+    neg_elbo = jax.vmap(lambda k: plain.loss(params, batch, k)[1]["neg_elbo"])(keys)
     diff = np.asarray(one_sample + neg_elbo)  # (keys, B): ELBO estimate minus ELBO estimate
     std_error = diff.std(0) / np.sqrt(len(keys))
     assert np.all(np.abs(diff.mean(0)) < 5 * std_error + 1e-3)
@@ -96,13 +96,13 @@ def _iwae(config_arg: str, k: int):
 def test_objectives_coincide_at_k1_and_differ_above(untrained):
     _, params, batch = untrained
     rng = jax.random.key(4)
-    iwae_1 = _iwae("objective=iwae", 1).terms(params, batch, rng)
-    vae_1 = _iwae("objective=vae", 1).terms(params, batch, rng)
+    iwae_1 = _iwae("objective=iwae", 1).loss(params, batch, rng)[1]
+    vae_1 = _iwae("objective=vae", 1).loss(params, batch, rng)[1]
     np.testing.assert_array_equal(iwae_1["loss"], vae_1["loss"])
     np.testing.assert_array_equal(iwae_1["loss"], iwae_1["neg_iwae_bound"])
 
-    iwae_5 = _iwae("objective=iwae", 5).terms(params, batch, rng)
-    vae_5 = _iwae("objective=vae", 5).terms(params, batch, rng)
+    iwae_5 = _iwae("objective=iwae", 5).loss(params, batch, rng)[1]
+    vae_5 = _iwae("objective=vae", 5).loss(params, batch, rng)[1]
     # Same samples (same key): the loss is −L_5 for iwae and −(1/5) Σ log w for vae, and by
     # Jensen the first is the smaller for every image.
     np.testing.assert_array_equal(iwae_5["neg_iwae_bound"], vae_5["neg_iwae_bound"])
@@ -112,7 +112,7 @@ def test_objectives_coincide_at_k1_and_differ_above(untrained):
 
 def test_terms_report_the_vae_family_metrics(untrained):
     model, params, batch = untrained
-    terms = model.terms(params, batch, jax.random.key(5))
+    terms = model.loss(params, batch, jax.random.key(5))[1]
     assert set(terms) == {"loss", "neg_iwae_bound", "neg_elbo", "recon_nll", "kl", "sq_err"}
     assert all(v.shape == (BATCH,) for v in terms.values())
     np.testing.assert_allclose(terms["neg_elbo"], terms["recon_nll"] + terms["kl"], rtol=1e-6)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import special
 
-from autoencoders import data, metrics, models, training
+from autoencoders import data, epoch, metrics, models, training
+from autoencoders.models.m2 import M2
 from tests.helpers import assert_resume_matches, tiny_config
 
 SEMI_SUPERVISED = {
@@ -67,7 +68,7 @@ def test_unlabelled_bound_is_the_q_weighted_sum_of_labelled_bounds_plus_entropy(
     q = special.softmax(logits, axis=1).T
     expected = (q * per_label).sum(axis=0) - special.entr(q).sum(axis=0)
 
-    terms = model.terms(params, batch, rng)
+    terms = model.eval_terms(params, batch, rng)
     np.testing.assert_allclose(terms["neg_elbo"], expected, rtol=1e-5)
     np.testing.assert_allclose(
         model.unlabelled_terms(params, batch["x"], rng)["neg_elbo"], expected, rtol=1e-5
@@ -83,7 +84,7 @@ def test_unlabelled_bound_is_the_q_weighted_sum_of_labelled_bounds_plus_entropy(
 def test_labelled_bound_is_the_cvae_bound_plus_log_num_classes():
     model, params, batch = _model_and_batch()
     cvae = models.make(tiny_config("cvae"), model.spec)
-    cvae_terms = cvae.terms(params, batch, jax.random.key(3))  # the same encoder and decoder
+    cvae_terms = cvae.loss(params, batch, jax.random.key(3))[1]  # the same encoder and decoder
     m2_terms = model.labelled_terms(params, batch["x"], batch["y"], jax.random.key(3))
     np.testing.assert_allclose(
         m2_terms["neg_elbo_xy"], cvae_terms["neg_elbo"] + np.log(10), rtol=1e-6
@@ -158,15 +159,16 @@ def test_config_without_m2_fields_is_refused():
 # --- the training hook --------------------------------------------------------------------------
 
 
-class _LabelledBatchProbe:
-    """A stand-in model whose step reports, as scalars, what the loop put in the batch."""
+class _LabelledBatchProbe(M2):
+    """M2 with a step that reports, as scalars, what the epoch put in the batch."""
 
-    labelled_batch_size = 7
+    multi_phase = True  # its own `train_step`: the probe below
 
-    def __init__(self, spec, subset_x, subset_y):
-        self.spec, self.subset_x, self.subset_y = spec, subset_x, subset_y
+    def __init__(self, config, spec, subset_x, subset_y):
+        super().__init__(config, spec)
+        self.subset_x, self.subset_y = subset_x, subset_y
 
-    def train_step(self, state, batch, rng):
+    def train_step(self, state, batch, rng, tx):
         x = batch["x_labelled"].reshape(self.labelled_batch_size, 1, -1)
         distances = jnp.sum((x - self.subset_x.reshape(1, len(self.subset_x), -1)) ** 2, axis=-1)
         nearest = jnp.argmin(distances, axis=1)
@@ -180,14 +182,16 @@ class _LabelledBatchProbe:
 
 
 def test_each_step_gets_a_labelled_minibatch_from_the_subset():
-    config = tiny_config("m2", **SEMI_SUPERVISED)
+    overrides = {"model.num_labels": 20, "model.labelled_batch_size": 7}
+    config = tiny_config("m2", **{**SEMI_SUPERVISED, **overrides})
     config.data.binarization = "none"  # images as they are, to find them in the subset
     train = data.load(config.data).train
     subset = data.labelled_subset(np.asarray(train.labels), 20, 10, seed=0)
     subset_x = train.images[subset].astype(jnp.float32) / 16
-    probe = _LabelledBatchProbe(data.describe(config.data), subset_x, train.labels[subset])
-    epoch = training.make_train_epoch(probe, config, 5, subset)
-    _, out = epoch(jnp.zeros(()), train.images, train.labels, jax.random.key(0))
+    probe = _LabelledBatchProbe(config, data.describe(config.data), subset_x, train.labels[subset])
+    np.testing.assert_array_equal(probe.training_context(np.asarray(train.labels), 0), subset)
+    train_epoch = epoch.make_train_epoch(probe, None, config, 5, subset)
+    _, out = train_epoch(jnp.zeros(()), train.images, train.labels, jax.random.key(0))
     assert float(out["off_subset"]) == 0.0  # every labelled image is one of the subset's
     assert float(out["label_mismatches"]) == 0.0  # with its own label
     assert float(out["repeats"]) == 0.0  # drawn without replacement within a step
@@ -198,8 +202,11 @@ def test_each_step_gets_a_labelled_minibatch_from_the_subset():
 def test_training_without_the_subset_is_refused():
     config = tiny_config("m2", **SEMI_SUPERVISED)
     model = models.make(config, data.describe(config.data))
+    batch = {"x": jnp.zeros((4, 8, 8, 1)), "y": jnp.zeros((4,), jnp.int32)}
     with pytest.raises(ValueError, match="labelled"):
-        training.make_train_epoch(model, config, 4)
+        model.add_training_inputs(
+            batch, None, batch["x"], batch["y"], jax.random.key(0), lambda x, key: x
+        )
 
 
 # --- training -----------------------------------------------------------------------------------

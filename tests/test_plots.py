@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autoencoders import evaluation, models, plots, training
+from autoencoders import evaluation, figures, models, plots, training
 
 H, W = 8, 6  # non-square on purpose: cells follow the images' aspect
 RNG = np.random.default_rng(0)
@@ -110,7 +110,7 @@ def test_family_figures_on_a_tiny_run(family, arg, tmp_path):
     training.train_and_evaluate(config, workdir)
     options = evaluation.Options(manifold_examples=100)
     run = evaluation.load_run(workdir)
-    written = evaluation.write_figures(run, options, str(tmp_path / "figures"))
+    written = figures.write_figures(run, options, str(tmp_path / "figures"))
     names = {os.path.splitext(os.path.basename(p))[0] for p in written}
     assert names == GENERIC_FIGURES | FAMILY_FIGURES[(family, arg)]
     for path in written:

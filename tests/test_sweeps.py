@@ -1,8 +1,9 @@
-"""Sweeps: declaration and expansion, the local launcher (parallel, skip, resume, failures,
-Ctrl-C), vmapped members, and the report's numbers."""
+"""Sweeps: declaration and expansion (sweeps.py), the local launcher (launch.py: parallel, skip,
+resume, failures, Ctrl-C), vmapped members, and the report's numbers and units (results.py)."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import os
@@ -19,8 +20,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from autoencoders import metrics, sweeps, training
-from experiments import report
+from autoencoders import launch, metrics, results, sweeps, training
+from autoencoders import workdir as workdirs
 from tests.helpers import REPO, tiny_config
 
 # ---------------------------------------------------------------------------------------------
@@ -50,6 +51,18 @@ def test_combinators_order_and_merging():
         sweeps.product(latent, sweeps.axis("model.latent_dim", [3]))
     with pytest.raises(ValueError, match="unequal"):
         sweeps.zip(latent, sweeps.axis("seed", [0]))
+
+
+def test_sweeps_module_imports_nothing_that_spawns_processes_or_parses_flags():
+    """Config files import sweeps.py; launching lives in launch.py (nor may sweeps.py import the
+    package's other modules: workdir.py imports it)."""
+    tree = ast.parse(pathlib.Path(sweeps.__file__).read_text())
+    roots = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not roots & {"subprocess", "signal", "multiprocessing", "absl", "ml_collections"}
+    assert "autoencoders" not in roots
 
 
 def _plan(runs, sweep_dir="/s", fixed=None, config_arg="data=digits", global_flags=()):
@@ -100,7 +113,7 @@ def test_overrides_reach_the_config_as_the_training_command_builds_it():
     fixed = {"network.hidden": (16,), "train.num_epochs": 7, "arg:net": "mlp"}
     plan = _plan(runs, fixed=fixed, global_flags=["--config.train.num_epochs=2"])
     (run,) = plan.runs
-    config = sweeps.resolve_config(run.argv)
+    config = launch.resolve_config(run.argv)
     assert config.model.latent_dim == 3
     assert config.data.name == "digits"
     # The preset sets several fields: likelihood and preprocessing.
@@ -130,8 +143,8 @@ def test_manifest_records_every_run(tmp_path):
         sweep_dir=str(tmp_path),
         global_flags=["--config.train.num_epochs=1"],
     )
-    sweeps.write_manifest(plan)
-    manifest = sweeps.read_manifest(str(tmp_path))
+    launch.write_manifest(plan)
+    manifest = launch.read_manifest(str(tmp_path))
     assert manifest["sweep"] == "t" and manifest["config_file"] == "configs/vae.py"
     assert manifest["global_flags"] == ["--config.train.num_epochs=1"]
     assert [r["id"] for r in manifest["runs"]] == [0, 1, 2, 3]
@@ -150,12 +163,12 @@ def test_shipped_sweeps_expand_to_valid_configs():
     for name, (count, dataset) in expected.items():
         plan = sweeps.plan_from_command(f"configs/vae.py:sweep={name}", "/s")
         assert len(plan.runs) == count
-        configs = [sweeps.resolve_config(r.argv) for r in plan.runs]
+        configs = [launch.resolve_config(r.argv) for r in plan.runs]
         assert {c.data.name for c in configs} == {dataset}
     lxl = sweeps.plan_from_command("configs/vae.py:sweep=latent_x_likelihood", "/s")
     kinds = {
         (c.likelihood.name, c.likelihood.learn_sigma, c.data.binarization, c.data.dequantize)
-        for c in map(sweeps.resolve_config, (r.argv for r in lxl.runs))
+        for c in map(launch.resolve_config, (r.argv for r in lxl.runs))
     }
     assert kinds == {
         ("bernoulli", False, "dynamic", False),
@@ -163,7 +176,7 @@ def test_shipped_sweeps_expand_to_valid_configs():
         ("gaussian", True, "none", True),
     }
     kw = sweeps.plan_from_command("configs/vae.py:sweep=kingma_welling_fig2", "/s")
-    c = sweeps.resolve_config(kw.runs[-1].argv)
+    c = launch.resolve_config(kw.runs[-1].argv)
     assert (c.model.latent_dim, tuple(c.network.hidden), c.network.activation) == (
         200,
         (500,),
@@ -171,7 +184,7 @@ def test_shipped_sweeps_expand_to_valid_configs():
     )
     assert (c.optimizer.name, c.train.batch_size) == ("adagrad", 100)
     frey = sweeps.plan_from_command("configs/vae.py:sweep=kingma_welling_frey", "/s")
-    c = sweeps.resolve_config(frey.runs[0].argv)
+    c = launch.resolve_config(frey.runs[0].argv)
     assert (c.model.latent_dim, tuple(c.network.hidden), c.train.batch_size) == (2, (200,), 100)
     assert (c.likelihood.name, c.likelihood.learn_sigma, c.data.dequantize) == (
         "gaussian",
@@ -193,7 +206,7 @@ class RecordingBackend:
 
     def run(self, runs):
         self.given.extend(runs)
-        return [sweeps.Outcome(r, 0, 0.0, "") for r in runs]
+        return [launch.Outcome(r, 0, 0.0, "") for r in runs]
 
 
 def test_launch_reports_a_run_config_flags_reject_without_starting_it(tmp_path):
@@ -204,11 +217,11 @@ def test_launch_reports_a_run_config_flags_reject_without_starting_it(tmp_path):
         sweep_dir=str(tmp_path),
     )
     backend = RecordingBackend()
-    summary = sweeps.launch(plan, backend)
+    summary = launch.launch(plan, backend)
     assert [r.id for r in backend.given] == [0]
     (failed,) = summary.failed
     assert failed.run.id == 1
-    assert "no_such_field" in sweeps.log_tail(failed.log_path)
+    assert "no_such_field" in launch.log_tail(failed.log_path)
 
 
 def test_ctrl_c_stops_children_by_pid_and_lets_them_clean_up(tmp_path):
@@ -233,7 +246,7 @@ def test_ctrl_c_stops_children_by_pid_and_lets_them_clean_up(tmp_path):
         )
         for i in range(2)
     ]
-    backend = sweeps.LocalBackend(workers=2, grace_seconds=10)
+    backend = launch.LocalBackend(workers=2, grace_seconds=10)
     deadline = time.monotonic() + 30
 
     def ctrl_c_once_both_started(signum, frame):
@@ -301,7 +314,7 @@ def test_sweep_runs_in_parallel_survives_a_failure_skips_finished_runs_and_repor
         ["--config.network.hidden=(16,)", "--config.train.num_epochs=2"],
     )
     good, bad = plan.runs[:3], plan.runs[3]
-    assert [sweeps.status(r) for r in good] == ["finished"] * 3
+    assert [launch.status(r) for r in good] == ["finished"] * 3
     sizes = {r.name: os.path.getsize(os.path.join(r.workdir, "metrics.jsonl")) for r in good}
 
     # Re-running skips the finished runs (their metrics do not grow) and retries the failed one.
@@ -314,12 +327,16 @@ def test_sweep_runs_in_parallel_survives_a_failure_skips_finished_runs_and_repor
         r.name: os.path.getsize(os.path.join(r.workdir, "metrics.jsonl")) for r in good
     }
 
-    # The report's numbers are the runs' own final metrics.
-    paths = report.write_report(str(sweep_dir), str(tmp_path / "report"))
+    # The report's numbers are the runs' own final metrics, judged by the headline and units their
+    # start events declare.
+    for run in good:
+        (start, *_) = metrics.events(os.path.join(run.workdir, "metrics.jsonl"), "start")
+        assert start["headline"] == "neg_elbo" and "kl" in start["units"]
+    paths = results.write_report(str(sweep_dir), str(tmp_path / "report"))
     assert {pathlib.Path(p).name for p in paths} >= {
         "table.md",
         "table.csv",
-        "bound_vs_latent_dim.png",
+        "headline_vs_latent_dim.png",
         "curves_likelihood=bernoulli.png",
     }
     with open(tmp_path / "report" / "table.csv") as f:
@@ -339,27 +356,125 @@ def test_sweep_runs_in_parallel_survives_a_failure_skips_finished_runs_and_repor
     assert "latent_dim=0,likelihood=bernoulli" in (tmp_path / "report" / "table.md").read_text()
 
 
-def test_report_means_and_stds_over_seeds(tmp_path):
-    """Two seeds of one setting become one row: mean and sample std of their final metrics."""
-    plan = _plan(sweeps.axis("seed", [0, 1]), sweep_dir=str(tmp_path))
-    sweeps.write_manifest(plan)
-    config = sweeps.config_json(sweeps.resolve_config(plan.runs[0].argv))
-    for run, value in zip(plan.runs, [40.0, 44.0], strict=True):
+# What training writes into every (re)start event: the headline and the unit of every metric.
+START = {
+    "headline": "neg_elbo",
+    "units": {
+        "loss": "nats per image: reconstruction + β·KL",
+        "neg_elbo": "nats per image, summed over pixels (Bernoulli log-likelihood) (one z sample)",
+        "kl": "nats per image: KL(q(z|x) || p(z))",
+        "examples_per_sec": "training examples per second",
+    },
+}
+
+
+SEEDS = sweeps.axis("seed", [0, 1])
+
+
+def _write_runs(sweep_dir, start_event, eval_json=None, runs=SEEDS):
+    """Runs with hand-written final metrics: test neg_elbo 40 + 4·seed + latent_dim."""
+    plan = _plan(runs, sweep_dir=str(sweep_dir))
+    launch.write_manifest(plan)
+    for run in plan.runs:
         os.makedirs(run.workdir)
-        with open(os.path.join(run.workdir, "config.json"), "w") as f:
-            json.dump({**config, "seed": run.overrides["seed"]}, f)
+        with open(os.path.join(run.workdir, workdirs.CONFIG_FILE), "w") as f:
+            json.dump(workdirs.config_json(launch.resolve_config(run.argv)), f)
+        value = 40.0 + 4 * run.overrides["seed"] + run.overrides.get("model.latent_dim", 0)
         log = metrics.MetricsLog(run.workdir)
-        log.write(step=10, epoch=1, split="train", values={"neg_elbo": value + 1})
-        log.write(step=10, epoch=1, split="test", values={"neg_elbo": value})
+        log.event("start", resumed_from_epoch=0, **start_event)
+        log.write(
+            step=10,
+            epoch=1,
+            split="train",
+            values={"loss": value + 1, "kl": 3.0, "neg_elbo": value + 1, "examples_per_sec": 9.0},
+        )
+        log.write(step=10, epoch=1, split="test", values={"kl": 2.0, "neg_elbo": value})
         log.close()
-    results, missing = report.load_results(str(tmp_path))
-    assert not missing
-    (row,) = report.summarize(results)
+        if eval_json:
+            with open(os.path.join(run.workdir, workdirs.EVAL_FILE), "w") as f:
+                json.dump(eval_json, f)
+    return plan
+
+
+def test_report_means_and_stds_over_seeds_with_the_units_runs_declare(tmp_path):
+    """Two seeds of one setting become one row: mean and sample std of their final metrics;
+    headers carry the short form of the units in the runs' start events and eval.json."""
+    eval_json = {
+        "density": {"nll": {"value": 39.5, "unit": "nats per image, summed; IWAE estimate"}},
+        "representation": {"knn": {"value": 0.9, "unit": "fraction of test examples correct"}},
+        "timings": {"density": {"value": 3.0, "unit": "seconds"}},
+    }
+    _write_runs(tmp_path, START, eval_json)
+    loaded, missing = results.load_results(str(tmp_path))
+    assert not missing and {r.headline for r in loaded} == {"neg_elbo"}
+    (row,) = results.summarize(loaded)
     assert row.seeds == (0, 1)
     mean, std = row.stats["test/neg_elbo"]
     assert mean == 42.0 and std == pytest.approx(2.0**1.5)
-    md = report.markdown_table([row], results)
-    assert "42.00 ± 2.83" in md and "test/neg_elbo (nats per image)" in md
+    # The headline first, then the declared order; the training headline; eval.json's numbers.
+    # Bookkeeping (loss, examples/s) and timings are left out.
+    assert results.metric_columns(loaded) == [
+        "test/neg_elbo",
+        "test/kl",
+        "train/neg_elbo",
+        "eval/density/nll",
+        "eval/representation/knn",
+    ]
+    md = results.markdown_table([row], loaded)
+    assert "42.00 ± 2.83" in md
+    for head in (
+        "test/neg_elbo (nats per image)",
+        "test/kl (nats per image)",
+        "eval/density/nll (nats per image)",
+        "eval/representation/knn (fraction)",
+    ):
+        assert head in md, head
+
+
+def test_report_units_of_runs_written_before_start_events_named_them(tmp_path):
+    """Old runs' start events carry only {"recon", "sq_err"} units and no headline: the report
+    takes both from the family contract of the run's config.json."""
+    old_start = {"units": {"recon": "nats per image, summed over pixels", "sq_err": "squared"}}
+    plan = _write_runs(tmp_path, old_start)
+    start = metrics.events(os.path.join(plan.runs[0].workdir, workdirs.METRICS_FILE), "start")
+    assert len(start) == 1 and "headline" not in start[0]
+    loaded, _ = results.load_results(str(tmp_path))
+    assert {r.headline for r in loaded} == {"neg_elbo"}
+    assert loaded[0].units["test/kl"].startswith("nats per image")
+    assert results.metric_columns(loaded)[0] == "test/neg_elbo"
+    md = results.markdown_table(results.summarize(loaded), loaded)
+    assert "test/neg_elbo (nats per image)" in md and "test/kl (nats per image)" in md
+
+
+def test_report_figures(tmp_path):
+    runs = sweeps.product(sweeps.axis("model.latent_dim", [2, 5]), sweeps.axis("seed", [0, 1]))
+    _write_runs(tmp_path / "sweep", START, runs=runs)
+    paths = results.write_report(str(tmp_path / "sweep"), str(tmp_path / "report"))
+    assert [pathlib.Path(p).name for p in paths] == [
+        "table.md",
+        "table.csv",
+        "headline_vs_latent_dim.png",
+        "curves_all.png",
+    ]
+    assert all(os.path.getsize(p) > 0 for p in paths)
+    loaded, _ = results.load_results(str(tmp_path / "sweep"))
+    batch_size = loaded[0].config["train"]["batch_size"]  # latent_dim=2, seed 0: 40 + 2
+    assert results.curve(loaded[0], "test", "neg_elbo") == ([10 * batch_size], [42.0])
+
+
+def test_short_units_come_from_the_unit_text():
+    assert results.short_unit("nats per image, summed over pixels (Gaussian density)") == (
+        "nats per image"
+    )
+    assert results.short_unit("squared error per image: (x − x̂)² summed") == (
+        "squared error per image"
+    )
+    assert results.short_unit("% of images misclassified by argmax q(y|x)") == "%"
+    assert results.short_unit("in [0, 1], 10 neighbours; 1 = preserved") == "in [0, 1]"
+    assert results.short_unit("E‖h(x) − h(x + ε)‖² per image (code units²)") == (
+        "E‖h(x) − h(x + ε)‖² per image"
+    )
+    assert results.short_unit("") == ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,10 +493,10 @@ def test_vmapped_members_equal_separate_runs_and_report_over_seeds(tmp_path):
     }
     plan = _plan(sweeps.point({}), fixed=fixed, sweep_dir=str(tmp_path / "sweep"))
     (run,) = plan.runs
-    config = sweeps.resolve_config(run.argv)  # through the --config.vmap flag, as a sweep does
+    config = launch.resolve_config(run.argv)  # through the --config.vmap flag, as a sweep does
     final = training.train_and_evaluate(config, run.workdir)
-    assert sweeps.status(run) == "finished"
-    members = sweeps.result_dirs(sweeps.config_json(config), run.workdir)
+    assert launch.status(run) == "finished"
+    members = workdirs.result_dirs(workdirs.config_json(config), run.workdir)
     assert len(members) == 8 and all(os.path.isdir(d) for d in members)
 
     for seed, lr, beta in [(1, 3e-3, 0.5), (0, 1e-3, 1.0)]:
@@ -397,12 +512,12 @@ def test_vmapped_members_equal_separate_runs_and_report_over_seeds(tmp_path):
                 f"--config.model.beta={beta}",
             ]
         )
-        separate = sweeps.resolve_config(separate_argv)
+        separate = launch.resolve_config(separate_argv)
         with open(os.path.join(member_dir, "config.json")) as f:
-            assert json.load(f) == sweeps.config_json(separate)  # the member is that run
+            assert json.load(f) == workdirs.config_json(separate)  # the member is that run
         separate_final = training.train_and_evaluate(separate, str(tmp_path / name))
-        *_, member_params, _ = training.restore_params(member_dir)
-        *_, separate_params, _ = training.restore_params(str(tmp_path / name))
+        *_, member_params, _ = workdirs.restore_params(member_dir)
+        *_, separate_params, _ = workdirs.restore_params(str(tmp_path / name))
         for a, b in zip(
             jax.tree.leaves(member_params), jax.tree.leaves(separate_params), strict=True
         ):
@@ -413,7 +528,7 @@ def test_vmapped_members_equal_separate_runs_and_report_over_seeds(tmp_path):
     # Killed after epoch 1: the members resume together and end where the whole run ended.
     cut = tmp_path / "cut"
     shutil.copytree(run.workdir, cut)
-    for member_dir in sweeps.result_dirs(sweeps.config_json(config), str(cut)):
+    for member_dir in workdirs.result_dirs(workdirs.config_json(config), str(cut)):
         shutil.rmtree(os.path.join(member_dir, "checkpoints", "2"))
     resumed = training.train_and_evaluate(config, str(cut))
     for key, value in final.items():
@@ -421,10 +536,10 @@ def test_vmapped_members_equal_separate_runs_and_report_over_seeds(tmp_path):
             assert resumed[key] == value, key
 
     # The report averages the seed members of each (learning rate, β) setting.
-    sweeps.write_manifest(plan)
-    results, missing = report.load_results(plan.sweep_dir)
-    assert not missing and len(results) == 8
-    rows = report.summarize(results)
+    launch.write_manifest(plan)
+    loaded, missing = results.load_results(plan.sweep_dir)
+    assert not missing and len(loaded) == 8
+    rows = results.summarize(loaded)
     assert len(rows) == 4 and all(row.seeds == (0, 1) for row in rows)
     for row in rows:
         values = [
@@ -433,7 +548,7 @@ def test_vmapped_members_equal_separate_runs_and_report_over_seeds(tmp_path):
             if all(f"{k}={v}" in d for k, v in row.setting.items())
         ]
         assert len(values) == 2
-        assert row.stats["test/neg_elbo"] == report.mean_std(values)
+        assert row.stats["test/neg_elbo"] == results.mean_std(values)
 
 
 def train_argv_for(flags):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from autoencoders import data, metrics, models, training
+from autoencoders import workdir as workdirs
 from tests.family_helpers import tiny_family_config
 from tests.helpers import tiny_config
 
@@ -65,7 +66,7 @@ def test_a_tied_contractive_ae_trains_and_restores(tmp_path):
     rows = metrics.latest_by_epoch(str(tmp_path / "metrics.jsonl"), "train")
     assert rows[2]["loss"] < rows[1]["loss"]
     assert final["test/jacobian_sq_norm"] > 0
-    _, model, params, epoch = training.restore_params(str(tmp_path))
+    _, model, params, epoch = workdirs.restore_params(str(tmp_path))
     assert model.tied and epoch == 2
     assert set(params["decoder"]["params"]) == {"bias_0", "bias_1"}  # no decoder kernels saved
     x = jax.random.uniform(jax.random.key(5), (3, 8, 8, 1))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from autoencoders import data, metrics, models, optim, training
+from autoencoders import data, epoch, metrics, models, optim, training
+from autoencoders import workdir as workdirs
 from tests.helpers import assert_resume_matches, tiny_config
 
 
@@ -46,10 +47,14 @@ def test_workdir_contents(vae_run):
     ]
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     start = rows[0]
-    assert start["event"] == "start" and "nats per image" in start["units"]["recon"]
+    assert start["event"] == "start" and start["headline"] == "neg_elbo"
+    assert "nats per image" in start["units"]["neg_elbo"]
     test_rows = [r for r in rows if r.get("split") == "test"]
     assert [r["epoch"] for r in test_rows] == [1, 2, 3, 4]
     assert {"neg_elbo", "recon_nll", "kl", "sq_err"} <= set(test_rows[-1])
+    # The start event gives the unit of every metric the rows hold.
+    metric_names = {k for r in rows if "split" in r for k in r} - {"step", "epoch", "split", "time"}
+    assert metric_names <= set(start["units"])
     assert any((workdir / "tensorboard").iterdir())
 
 
@@ -93,11 +98,9 @@ def test_epoch_function_is_traced_once():
     tx = optim.make(config.optimizer, steps, 3)
     example = {"x": np.zeros((4, 8, 8, 1), np.float32), "y": np.zeros(4, np.int32)}
     state = model.init_state(jax.random.key(0), example, tx)
-    train_epoch = training.make_train_epoch(model, config, steps)
-    for epoch in range(3):
-        state, _ = train_epoch(
-            state, dataset.train.images, dataset.train.labels, jax.random.key(epoch)
-        )
+    train_epoch = epoch.make_train_epoch(model, tx, config, steps)
+    for i in range(3):
+        state, _ = train_epoch(state, dataset.train.images, dataset.train.labels, jax.random.key(i))
     assert train_epoch._cache_size() == 1
     assert int(state.step) == 3 * steps
 
@@ -123,7 +126,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     config.optimizer.learning_rate = 1e30
     with pytest.raises(FloatingPointError, match=r"epoch 2.*last good checkpoint \(epoch 1\)"):
         training.train_and_evaluate(config, str(tmp_path), allow_config_change=True)
-    manager = training.checkpoint_manager(str(tmp_path), config)
+    manager = workdirs.checkpoint_manager(str(tmp_path), config)
     assert manager.latest_step() == 1
     manager.close()
 
@@ -139,15 +142,15 @@ def test_resuming_with_a_different_config_is_refused(tmp_path):
 def test_a_workdir_in_use_is_refused_and_released_after(vae_run):
     config, workdir, _ = vae_run
     metrics_before = (workdir / "metrics.jsonl").read_text()
-    with training.workdir_lock(str(workdir)):
-        holder = (workdir / training.LOCK_FILE).read_text()
+    with workdirs.lock(str(workdir)):
+        holder = (workdir / workdirs.LOCK_FILE).read_text()
         assert holder.startswith(f"pid {os.getpid()} on ")
         with pytest.raises(
-            training.WorkdirInUse, match=rf"another training run \(pid {os.getpid()} "
+            workdirs.WorkdirInUse, match=rf"another training run \(pid {os.getpid()} "
         ):
             training.train_and_evaluate(config, str(workdir))
     assert (workdir / "metrics.jsonl").read_text() == metrics_before  # refused before any write
-    with training.workdir_lock(str(workdir)):  # released when its holder left the block
+    with workdirs.lock(str(workdir)):  # released when its holder left the block
         pass
 
 
@@ -183,13 +186,13 @@ def test_config_errors_are_clear_and_early(overrides, message):
 def test_step_loop_epoch_equals_scanned_epoch(tmp_path):
     """The per-step loop (auto for conv nets on CPU) runs the same steps as the compiled scan."""
     conv = {"network.kind": "conv", "network.conv_features": (4,), "train.num_epochs": 2}
-    assert training.epoch_loop(tiny_config("vae", **conv)) == "steps"
-    assert training.epoch_loop(tiny_config("vae")) == "scan"
+    assert epoch.epoch_loop(tiny_config("vae", **conv)) == "steps"
+    assert epoch.epoch_loop(tiny_config("vae")) == "scan"
     finals = {}
     for loop in ("scan", "steps"):
         config = tiny_config("vae", **conv, **{"train.epoch_loop": loop})
         finals[loop] = training.train_and_evaluate(config, str(tmp_path / loop))
-        finals[loop + "_params"] = training.restore_params(str(tmp_path / loop))[2]
+        finals[loop + "_params"] = workdirs.restore_params(str(tmp_path / loop))[2]
     for a, b in zip(
         *(jax.tree.leaves(finals[k]) for k in ("scan_params", "steps_params")), strict=True
     ):

@@ -38,14 +38,12 @@ Array = jax.Array
 
 @flax.struct.dataclass
 class AAEState:
-    """params {encoder, decoder, discriminator}; opt_state one per phase. Optimizers are static."""
+    """params {encoder, decoder, discriminator}; opt_state one per phase (optimizers are built
+    from the configured one: `phase_optimizers`)."""
 
     step: Array
     params: Any
     opt_state: dict[str, Any]
-    recon_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
-    disc_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
-    gen_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
 
 def _apply(tx: optax.GradientTransformation, grads, opt_state, params):
@@ -55,6 +53,8 @@ def _apply(tx: optax.GradientTransformation, grads, opt_state, params):
 
 class AdversarialAE(base.Model):
     """`aae`: reconstruction phase, then discriminator and generator phases, every step."""
+
+    multi_phase = True
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -101,20 +101,38 @@ class AdversarialAE(base.Model):
     def __init__(self, config, spec: DataSpec):
         super().__init__(config, spec)
         model_cfg = config.model
-        self.conditional = bool(model_cfg.conditional)
-        if self.conditional:
+        self.label_prior = bool(model_cfg.conditional)  # the label picks its part of the prior
+        if self.label_prior:
             cvae.require_labels(spec, "aae with conditional=True")
         # One part of the prior per class; 10 (the paper's figures) when the data has no labels.
         self.num_classes = spec.num_classes or 10
-        self.prior = priors.make_latent_prior(model_cfg.prior, self.latent_dim, self.num_classes)
+        self.latent_prior = priors.make_latent_prior(
+            model_cfg.prior, self.latent_dim, self.num_classes
+        )
         self.discriminator = networks.MLP(
             (*model_cfg.disc_hidden, 1), config.network.activation, activate_final=False
         )
 
+    @property
+    def prior(self) -> priors.Prior:
+        return self.latent_prior
+
+    @property
+    def progress_terms(self) -> tuple[str, ...]:
+        return (self.headline, "disc_loss", "gen_loss")
+
+    def term_units(self) -> dict[str, str]:
+        return {
+            **super().term_units(),
+            "loss": "nats per image: the reconstruction phase's objective −log p(x | f(x))",
+            "disc_loss": "nats per image: discriminator loss (2·log 2 ≈ 1.386 at chance)",
+            "gen_loss": "nats per image: generator loss −log D(f(x))",
+        }
+
     # --- networks -------------------------------------------------------------------------------
 
     def discriminator_input(self, z: Array, labels: Array) -> Array:
-        if not self.conditional:
+        if not self.label_prior:
             return z
         return jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes)], axis=-1)
 
@@ -132,10 +150,6 @@ class AdversarialAE(base.Model):
         )
         return params
 
-    def sample(self, params, rng: Array, num: int, labels: Array | None = None) -> Array:
-        """Mean images of decoded prior draws (from the labels' parts of the prior if given)."""
-        return self.decode_mean(params, self.prior.sample(rng, num, labels))
-
     # --- objective ------------------------------------------------------------------------------
 
     def adversarial_terms(
@@ -143,7 +157,7 @@ class AdversarialAE(base.Model):
     ) -> dict[str, Array]:
         """Per-example (B,) discriminator and generator losses (nats), one prior draw each."""
         code_logit = self.discriminate(params, self.encode(params, x), labels)
-        prior_labels = labels if self.conditional else None
+        prior_labels = labels if self.label_prior else None
         prior_draw = self.prior.sample(rng, x.shape[0], prior_labels)
         prior_logit = self.discriminate(params, prior_draw, labels)
         return {
@@ -152,34 +166,41 @@ class AdversarialAE(base.Model):
             "gen_loss": jax.nn.softplus(-code_logit),  # −log D(f(x))
         }
 
-    def terms(self, params, batch, rng):
-        """Reconstruction (`loss`, the first phase's objective) and the adversarial losses."""
+    def loss(self, params, batch, rng):
+        """Reconstruction (`loss`, the first phase's objective) and the adversarial losses; what
+        evaluation reports (training takes the three phases of `train_step`)."""
         x = batch["x"]
         nll, sq_err = self.recon_terms(params, self.encode(params, x), x)
         adversarial = self.adversarial_terms(params, x, batch["y"], rng)
-        return {"loss": nll, self.recon_name: nll, "sq_err": sq_err, **adversarial}
+        return base.mean_loss({"loss": nll, self.recon_name: nll, "sq_err": sq_err, **adversarial})
 
     # --- training -------------------------------------------------------------------------------
 
+    def phase_optimizers(self, tx: optax.GradientTransformation) -> dict[str, Any]:
+        """One optimizer per phase: the configured one, the discriminator's at
+        `disc_learning_rate_factor` times its learning rate."""
+        factor = self.config.model.disc_learning_rate_factor
+        disc_tx = optax.chain(tx, optax.scale(factor))  # = the learning rate times `factor`
+        return {"reconstruction": tx, "discriminator": disc_tx, "generator": tx}
+
     def init_state(self, rng: Array, batch: base.Batch, tx: optax.GradientTransformation):
         params = self.init(rng, batch)
-        factor = float(self.config.model.disc_learning_rate_factor)
-        disc_tx = optax.chain(tx, optax.scale(factor))  # = the learning rate times `factor`
+        txs = self.phase_optimizers(tx)
         autoencoder = {"encoder": params["encoder"], "decoder": params["decoder"]}
         return AAEState(
             step=jnp.zeros((), jnp.int32),
             params=params,
             opt_state={
-                "reconstruction": tx.init(autoencoder),
-                "discriminator": disc_tx.init(params["discriminator"]),
-                "generator": tx.init(params["encoder"]),
+                "reconstruction": txs["reconstruction"].init(autoencoder),
+                "discriminator": txs["discriminator"].init(params["discriminator"]),
+                "generator": txs["generator"].init(params["encoder"]),
             },
-            recon_tx=tx,
-            disc_tx=disc_tx,
-            gen_tx=tx,
         )
 
-    def train_step(self, state: AAEState, batch: base.Batch, rng: Array):
+    def train_step(
+        self, state: AAEState, batch: base.Batch, rng: Array, tx: optax.GradientTransformation
+    ):
+        txs = self.phase_optimizers(tx)
         x, labels = batch["x"], batch["y"]
         disc_rng, gen_rng = jax.random.split(rng)
         params, opt_state = dict(state.params), dict(state.opt_state)
@@ -192,7 +213,7 @@ class AdversarialAE(base.Model):
         autoencoder = {"encoder": params["encoder"], "decoder": params["decoder"]}
         grads, metrics = jax.grad(recon_loss, has_aux=True)(autoencoder)
         autoencoder, opt_state["reconstruction"] = _apply(
-            state.recon_tx, grads, opt_state["reconstruction"], autoencoder
+            txs["reconstruction"], grads, opt_state["reconstruction"], autoencoder
         )
         params.update(autoencoder)
 
@@ -205,7 +226,7 @@ class AdversarialAE(base.Model):
 
         metrics["disc_loss"], grads = jax.value_and_grad(disc_loss)(params["discriminator"])
         params["discriminator"], opt_state["discriminator"] = _apply(
-            state.disc_tx, grads, opt_state["discriminator"], params["discriminator"]
+            txs["discriminator"], grads, opt_state["discriminator"], params["discriminator"]
         )
 
         # 2b. Regularisation phase, generator: the encoder learns to fool the discriminator.
@@ -218,7 +239,7 @@ class AdversarialAE(base.Model):
         for _ in range(int(self.config.model.generator_steps)):
             metrics["gen_loss"], grads = jax.value_and_grad(gen_loss)(params["encoder"])
             params["encoder"], opt_state["generator"] = _apply(
-                state.gen_tx, grads, opt_state["generator"], params["encoder"]
+                txs["generator"], grads, opt_state["generator"], params["encoder"]
             )
 
         metrics["loss"] = metrics[self.recon_name]

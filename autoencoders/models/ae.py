@@ -12,8 +12,12 @@ from autoencoders.models import base
 class Autoencoder(base.Model):
     encoder_outputs_code = True  # z = f(x): a tied decoder can mirror f (`config.network.tied`)
 
-    def terms(self, params, batch, rng):
+    def term_units(self) -> dict[str, str]:
+        loss = "nats per image: −log p(x | g(f(x))), plus the family's weighted penalty if any"
+        return {**super().term_units(), "loss": loss}
+
+    def loss(self, params, batch, rng):
         del rng  # deterministic
         x = batch["x"]
         nll, sq_err = self.recon_terms(params, self.encode(params, self.encoder_input(batch)), x)
-        return {"loss": nll, self.recon_name: nll, "sq_err": sq_err}
+        return base.mean_loss({"loss": nll, self.recon_name: nll, "sq_err": sq_err})

@@ -118,7 +118,11 @@ class ContractivePenalty(ae.Autoencoder):
     """AE + λ·penalty(x), λ = `config.model.contractive_weight`; subclasses define `penalty`."""
 
     penalty_name = "penalty"
+    penalty_unit = "per image"
     penalty_fields: tuple[str, ...] = ()
+
+    def term_units(self) -> dict[str, str]:
+        return {**super().term_units(), self.penalty_name: self.penalty_unit}
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -133,17 +137,19 @@ class ContractivePenalty(ae.Autoencoder):
         """The unweighted penalty per example (B,)."""
         raise NotImplementedError
 
-    def terms(self, params, batch: base.Batch, rng: Array) -> dict[str, Array]:
-        terms = super().terms(params, batch, rng)
+    def loss(self, params, batch: base.Batch, rng: Array) -> base.Objective:
+        terms = super().loss(params, batch, rng)[1]
         penalty = self.penalty(params, self.encoder_input(batch), rng)
         weight = self.config.model.contractive_weight
-        return {**terms, "loss": terms["loss"] + weight * penalty, self.penalty_name: penalty}
+        loss = terms["loss"] + weight * penalty
+        return base.mean_loss({**terms, "loss": loss, self.penalty_name: penalty})
 
 
 class ContractiveAE(ContractivePenalty):
     """`cae`: penalty ‖∂h(x)/∂x‖²_F, exact or by random projections (`config.model.jacobian`)."""
 
     penalty_name = "jacobian_sq_norm"
+    penalty_unit = "‖∂h(x)/∂x‖²_F per image (code units² per unit of pixel value²)"
     penalty_fields = ("jacobian", "num_projections")
 
     @classmethod

@@ -28,6 +28,8 @@ def require_labels(spec: DataSpec, family: str) -> None:
 class ConditionalVAE(vae.VAE):
     """`cvae`: the VAE with the one-hot label fed to the encoder and the decoder."""
 
+    conditional = True
+
     @classmethod
     def check_config(cls, config) -> None:
         super().check_config(config)
@@ -53,10 +55,6 @@ class ConditionalVAE(vae.VAE):
             "encoder": self.encoder.init(enc_rng, batch["x"], cond),
             "decoder": self.decoder.init(dec_rng, z, cond),
         }
-
-    def reconstruct(self, params: base.Params, x: jax.Array, cond: jax.Array) -> jax.Array:
-        """Mean of p(x | y, z) at the posterior mean of q(z | x, y)."""
-        return self.decode_mean(params, self.encode(params, x, cond), cond)
 
     def sample(self, params, rng: jax.Array, num: int, labels: jax.Array | None = None):
         """Mean images of prior draws z decoded with `labels` (default: 0, 1, 2, ... cycling)."""

@@ -25,27 +25,39 @@ from autoencoders.models import ae, base, vae
 class Denoising:
     """Mixin: the next family in the MRO, trained on corrupted inputs with clean targets."""
 
+    denoising = True
+
+    def term_units(self) -> dict[str, str]:
+        units = super().term_units()
+        clean = {f"clean_{k}": f"{v} (clean, uncorrupted input)" for k, v in units.items()}
+        return {**units, **clean}
+
     @classmethod
     def check_config(cls, config) -> None:
         super().check_config(config)
         base.Model.require_model_fields(config, "corruption", "noise_level")
         corruptions.check_config(config.model)
 
+    @property
+    def corruption_description(self) -> str:
+        model_cfg = self.config.model
+        return f"{model_cfg.corruption} noise at level {model_cfg.noise_level}"
+
     def corrupt(self, x: jax.Array, rng: jax.Array) -> jax.Array:
         """x̃ ~ C(x̃ | x), in [0, 1] like x."""
         model_cfg = self.config.model
         return corruptions.corrupt(model_cfg.corruption, rng, x, model_cfg.noise_level)
 
-    def terms(self, params, batch: base.Batch, rng: jax.Array) -> dict[str, jax.Array]:
+    def loss(self, params, batch: base.Batch, rng: jax.Array) -> base.Objective:
         noise_rng, model_rng = jax.random.split(rng)
         # The target stays batch['x'] (clean); only the encoder sees the corrupted copy.
         noisy = {**batch, "x_in": self.corrupt(batch["x"], noise_rng)}
-        return super().terms(params, noisy, model_rng)
+        return super().loss(params, noisy, model_rng)
 
     def eval_terms(self, params, batch: base.Batch, rng: jax.Array) -> dict[str, jax.Array]:
-        clean = super().terms(params, batch, rng)  # the parent family's terms, clean input
+        clean = super().loss(params, batch, rng)[1]  # the parent family's terms, clean input
         clean_terms = {f"clean_{k}": v for k, v in clean.items() if k != "loss"}
-        return {**self.terms(params, batch, rng), **clean_terms}
+        return {**self.loss(params, batch, rng)[1], **clean_terms}
 
 
 class DenoisingAE(Denoising, ae.Autoencoder):

@@ -51,12 +51,28 @@ class IWAE(vae.VAE):
     def iw_bound_name(self) -> str:
         return "neg_iwae_bound" if self.units.is_log_likelihood else "iwae_xent"
 
-    def terms(self, params, batch: base.Batch, rng: jax.Array) -> dict[str, jax.Array]:
+    @property
+    def headline(self) -> str:
+        return self.iw_bound_name
+
+    @property
+    def progress_terms(self) -> tuple[str, ...]:
+        return (self.iw_bound_name, *super().progress_terms)
+
+    def term_units(self) -> dict[str, str]:
+        return {
+            **super().term_units(),
+            "loss": "nats per image: −L_K (objective iwae) or the K-sample mean −ELBO (vae)",
+            self.iw_bound_name: self.units.description
+            + " (importance-weighted bound at the training k)",
+        }
+
+    def loss(self, params, batch: base.Batch, rng: jax.Array) -> base.Objective:
         weights_rng, elbo_rng = jax.random.split(rng)
         model_cfg = self.config.model
         log_w = self.log_importance_weights(params, batch, weights_rng, model_cfg.num_samples)
         iw_bound = bounds.importance_weighted_bound(log_w)
         objective = iw_bound if model_cfg.objective == "iwae" else bounds.mean_elbo(log_w)
         # The vae family's one-sample terms: one decoder pass besides the K above.
-        one_sample = super().terms(params, batch, elbo_rng)
-        return {**one_sample, "loss": -objective, self.iw_bound_name: -iw_bound}
+        one_sample = super().loss(params, batch, elbo_rng)[1]
+        return base.mean_loss({**one_sample, "loss": -objective, self.iw_bound_name: -iw_bound})

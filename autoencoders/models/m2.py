@@ -15,8 +15,9 @@ image:
 
 Training (`loss`) with `config.model.num_labels` = N_l > 0 labels: each step sees an unlabelled
 minibatch `x` (its labels are ignored) and `labelled_batch_size` labelled examples from the fixed
-class-balanced subset (`x_labelled`, `y_labelled`, and `labelled_fraction` f = N_l / N, added by
-training.make_train_epoch), and minimises the per-example objective
+class-balanced subset (`x_labelled`, `y_labelled`, and `labelled_fraction` f = N_l / N, drawn afresh
+every step by `add_training_inputs`, since a subset of 100 would hardly ever appear in a
+minibatch), and minimises the per-example objective
     (1 − f)·mean U(x) + f·mean L(x_l, y_l) + α/N·mean(−log q(y_l | x_l)).
 With num_labels 0 or −1 every label is known: mean L(x, y) + α/N·mean(−log q(y|x)), the lecture's
 CVAE with a classifier. Evaluation reports the test classification error of argmax q(y|x) in %.
@@ -25,9 +26,12 @@ CVAE with a classifier. Evaluation reports the test classification error of argm
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from autoencoders import data, networks
 from autoencoders.data import DataSpec
@@ -81,15 +85,69 @@ class M2(cvae.ConditionalVAE):
         super().__init__(config, spec)
         self.classifier = networks.make_encoder(config.network, spec.num_classes)
         self.alpha_over_n = float(config.model.alpha_over_n)
-        num_labels = int(config.model.num_labels)
-        if num_labels > 0:  # semi-supervised: training.make_train_epoch adds labelled minibatches
-            self.num_labelled = num_labels
-            self.labelled_batch_size = min(int(config.model.labelled_batch_size), num_labels)
+        self.num_labelled = max(0, int(config.model.num_labels))
+        # Semi-supervised (some labels): each step adds a labelled minibatch of this size.
+        self.labelled_minibatches = self.num_labelled > 0
+        self.labelled_batch_size = min(int(config.model.labelled_batch_size), self.num_labelled)
         self.log_num_classes = math.log(spec.num_classes)  # −log p(y), p(y) uniform
 
     @property
     def bound_xy_name(self) -> str:
         return f"{self.bound_name}_xy"
+
+    @property
+    def progress_terms(self) -> tuple[str, ...]:
+        return (*super().progress_terms, "class_error")
+
+    def term_units(self) -> dict[str, str]:
+        units = {
+            **super().term_units(),
+            "loss": "nats per image: the M2 objective of the module docstring",
+            self.bound_name: self.units.description + " (−log p(x) bound U(x), one z sample)",
+            "kl": "nats per image: KL(q(z|x,y) || p(z)) + KL(q(y|x) || p(y))",
+            self.bound_xy_name: self.units.description + " (−log p(x, y) bound, one z sample)",
+            "kl_y": "nats per image: KL(q(y|x) || p(y))",
+            "class_error": "% of images misclassified by argmax q(y|x)",
+            "class_xent": "nats per image: −log q(y|x) at the true label",
+        }
+        labelled = {f"labelled_{k}": f"{v}; on the labelled minibatch" for k, v in units.items()}
+        return {**units, **labelled}
+
+    # --- labelled minibatches -------------------------------------------------------------------
+
+    def training_context(self, train_labels: np.ndarray, seed: int) -> np.ndarray | None:
+        """The indices of the training examples whose labels are kept: a class-balanced subset
+        of `num_labelled`, fixed by `seed` (config.data.split_seed)."""
+        if not self.labelled_minibatches:
+            return None
+        return data.labelled_subset(train_labels, self.num_labelled, self.num_classes, seed)
+
+    def add_training_inputs(
+        self,
+        batch: base.Batch,
+        context: Any,
+        images: Array,
+        labels: Array,
+        rng: Array,
+        preprocess: Callable[[Array, Array], Array],
+    ) -> base.Batch:
+        """`labelled_batch_size` labelled examples drawn afresh from the subset (`context`), as
+        x_labelled / y_labelled, and the subset's share of the training set (a scalar)."""
+        if not self.labelled_minibatches:
+            return batch
+        if context is None:
+            raise ValueError("M2 with some labels needs its training_context: the labelled subset.")
+        pick_key, data_key = jax.random.split(rng)
+        picks = jax.random.choice(
+            pick_key, len(context), (self.labelled_batch_size,), replace=False
+        )
+        idx = jnp.asarray(context)[picks]
+        return {
+            **batch,
+            "x_labelled": preprocess(images[idx], data_key),
+            "y_labelled": labels[idx],
+            "labelled_fraction": jnp.float32(len(context) / images.shape[0]),
+        }
 
     # --- networks -------------------------------------------------------------------------------
 
@@ -117,7 +175,7 @@ class M2(cvae.ConditionalVAE):
 
     def labelled_terms(self, params: base.Params, x: Array, y: Array, rng: Array) -> dict:
         """Per-example (B,) terms of labelled data: L(x, y), its parts, the classifier's loss."""
-        vae_terms = super().terms(params, {"x": x, "y": y}, rng)
+        vae_terms = super().loss(params, {"x": x, "y": y}, rng)[1]
         log_q_y = self.log_q_y(params, x)
         return {
             self.bound_xy_name: vae_terms[self.bound_name] + self.log_num_classes,
@@ -132,7 +190,7 @@ class M2(cvae.ConditionalVAE):
 
         def with_label(k, key):
             labels = jnp.full((x.shape[0],), k, jnp.int32)
-            return super(M2, self).terms(params, {"x": x, "y": labels}, key)
+            return super(M2, self).loss(params, {"x": x, "y": labels}, key)[1]
 
         classes = jnp.arange(self.num_classes)
         return jax.vmap(with_label)(classes, jax.random.split(rng, self.num_classes))
@@ -156,7 +214,7 @@ class M2(cvae.ConditionalVAE):
 
     # --- objective ------------------------------------------------------------------------------
 
-    def terms(self, params, batch, rng):
+    def eval_terms(self, params, batch, rng):
         """Evaluation on labelled data: U(x), L(x, y), −log q(y|x), the error (%), and as `loss`
         the every-label objective L(x, y) + α/N·(−log q(y|x))."""
         x, y = batch["x"], batch["y"]
@@ -175,7 +233,7 @@ class M2(cvae.ConditionalVAE):
 
     def loss(self, params, batch, rng):
         """The per-example objective of the module docstring, averaged; returns (loss, metrics)."""
-        if not self.labelled_batch_size:  # every label known
+        if not self.labelled_minibatches:  # every label known
             labelled = self.labelled_terms(params, batch["x"], batch["y"], rng)
             metrics = self.training_metrics(labelled)
             metrics["loss"] = (

@@ -25,6 +25,7 @@ class StochasticContractiveAE(cae.ContractivePenalty):
     """`scae`."""
 
     penalty_name = "code_shift_sq"
+    penalty_unit = "E‖h(x) − h(x + ε)‖² per image (code units²)"
     penalty_fields = ("noise_std", "num_noise_samples")
 
     @classmethod

@@ -15,6 +15,28 @@ from autoencoders.models import base
 
 
 class VAE(base.Model):
+    latent_variable = True
+
+    @property
+    def prior(self) -> priors.StandardNormal:
+        return priors.StandardNormal(self.latent_dim)
+
+    @property
+    def headline(self) -> str:
+        return self.bound_name
+
+    @property
+    def progress_terms(self) -> tuple[str, ...]:
+        return (self.headline, self.recon_name, "kl")
+
+    def term_units(self) -> dict[str, str]:
+        return {
+            **super().term_units(),
+            "loss": "nats per image: reconstruction + β·KL (β = 1: the negative ELBO)",
+            self.bound_name: self.units.description + " (one z sample)",
+            "kl": "nats per image: KL(q(z|x) || p(z))",
+        }
+
     @classmethod
     def check_config(cls, config) -> None:
         super().check_config(config)
@@ -35,19 +57,21 @@ class VAE(base.Model):
     def encode(self, params, x, cond: jax.Array | None = None):
         return self.posterior(params, x, cond)[0]
 
-    def terms(self, params, batch, rng):
+    def loss(self, params, batch, rng):
         x, cond = batch["x"], self.condition(batch)
         mean, log_var = self.posterior(params, self.encoder_input(batch), cond)
         z = priors.reparameterize(rng, mean, log_var)
         nll, sq_err = self.recon_terms(params, z, x, cond)
         kl = priors.kl_diag_gaussian_to_standard_normal(mean, log_var)
-        return {
-            "loss": nll + self.config.model.beta * kl,
-            self.bound_name: nll + kl,
-            self.recon_name: nll,
-            "kl": kl,
-            "sq_err": sq_err,
-        }
+        return base.mean_loss(
+            {
+                "loss": nll + self.config.model.beta * kl,
+                self.bound_name: nll + kl,
+                self.recon_name: nll,
+                "kl": kl,
+                "sq_err": sq_err,
+            }
+        )
 
     def log_importance_weights(
         self, params, batch: dict[str, jax.Array], rng: jax.Array, num_samples: int
@@ -64,11 +88,6 @@ class VAE(base.Model):
             z = priors.reparameterize(key, mean, log_var)
             nll, _ = self.recon_terms(params, z, x, cond)
             log_q = priors.diag_gaussian_log_prob(z, mean, log_var)
-            return -nll + priors.StandardNormal(self.latent_dim).log_prob(z) - log_q
+            return -nll + self.prior.log_prob(z) - log_q
 
         return jax.vmap(one_sample)(jax.random.split(rng, num_samples))
-
-    def sample(self, params, rng: jax.Array, num: int) -> jax.Array:
-        """Mean images of decoded prior samples."""
-        z = priors.StandardNormal(self.latent_dim).sample(rng, num)
-        return self.decode_mean(params, z)

@@ -1,0 +1,157 @@
+"""The compiled functions of training: one epoch of minibatch steps, and evaluation of a split.
+
+`make_train_epoch` returns (state, images, labels, key) -> (state, epoch-mean metrics). The epoch
+shuffles on device and runs its steps either as one jit-compiled `lax.scan` (Python runs once per
+epoch, not once per step) or, where XLA runs a step's operations badly inside a loop body
+(convolutions on CPU), as a Python loop over one compiled step: the same steps with the same keys.
+A step preprocesses its minibatch (binarization, dequantization) on device and takes one gradient
+step of the family's objective `model.loss`, or a `multi_phase` family's own `train_step`.
+`make_evaluate` returns (params, images, labels, key) -> per-example means of `model.eval_terms`.
+Both are pure functions of their arguments, so vmapped members (`members.py`) reuse them as they
+are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from autoencoders import data, models, parallel
+
+Array = jax.Array
+EPOCH_LOOPS = ("auto", "scan", "steps")
+
+
+def epoch_loop(config) -> str:
+    """'scan' or 'steps' for `config.train.epoch_loop` ('auto': steps for convolutional networks
+    on CPU, where XLA runs convolutions inside a loop body ~40× slower than outside one)."""
+    if config.train.epoch_loop != "auto":
+        return config.train.epoch_loop
+    slow_loop_convs = config.network.kind == "conv" and jax.default_backend() == "cpu"
+    return "steps" if slow_loop_convs else "scan"
+
+
+def preprocessor(model: models.Model, data_cfg) -> Callable[[Array, Array], Array]:
+    """(raw images, key) -> model inputs, as `config.data` asks (binarization, dequantization)."""
+
+    def preprocess(images: Array, key: Array) -> Array:
+        return data.preprocess(
+            images, key, model.spec.num_levels, data_cfg.binarization, data_cfg.dequantize
+        )
+
+    return preprocess
+
+
+def make_train_epoch(
+    model: models.Model,
+    tx: optax.GradientTransformation,
+    config,
+    steps_per_epoch: int,
+    context: Any = None,
+    mesh: parallel.Mesh | None = None,
+    *,
+    compiled: bool = True,
+) -> Callable:
+    """(state, images, labels, key) -> (state, epoch-mean metrics), donating the state.
+
+    `context` is the family's `training_context` (labelled-example indices for M2). With a `mesh`,
+    each minibatch is split over its devices (data parallelism, `parallel.py`). `compiled=False`
+    returns the scanned epoch unjitted, for callers that wrap it further (vmapped members).
+    """
+    batch_size = config.train.batch_size
+    preprocess = preprocessor(model, config.data)
+
+    def shuffle(images: Array, key: Array) -> tuple[Array, Array]:
+        perm_key, step_key = jax.random.split(key)
+        used = steps_per_epoch * batch_size  # the remainder is dropped; shuffling varies it
+        order = jax.random.permutation(perm_key, images.shape[0])[:used]
+        return order.reshape(steps_per_epoch, batch_size), step_key
+
+    def train_step(state, indices, i, images, labels, step_key):
+        data_key, model_key = jax.random.split(jax.random.fold_in(step_key, i))
+        x = preprocess(images[indices], data_key)
+        batch = parallel.shard_batch({"x": x, "y": labels[indices]}, mesh)
+        batch = model.add_training_inputs(
+            batch, context, images, labels, jax.random.fold_in(data_key, 1), preprocess
+        )
+        if model.multi_phase:
+            return model.train_step(state, batch, model_key, tx)
+        grads, terms = jax.grad(model.loss, has_aux=True)(state.params, batch, model_key)
+        return state.apply_gradients(grads, tx), model.training_metrics(terms)
+
+    if compiled and epoch_loop(config) == "steps":
+        shuffle_jit = jax.jit(shuffle)
+        step_jit = jax.jit(train_step, donate_argnums=0)
+
+        def train_epoch_by_steps(state, images, labels, key):
+            order, step_key = shuffle_jit(images, key)
+            step_metrics = []
+            for i in range(steps_per_epoch):
+                state, metrics = step_jit(state, order[i], i, images, labels, step_key)
+                step_metrics.append(metrics)
+            return state, jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *step_metrics)
+
+        return train_epoch_by_steps
+
+    def train_epoch(state, images, labels, key):
+        order, step_key = shuffle(images, key)
+        state, step_metrics = jax.lax.scan(
+            lambda state, inputs: train_step(state, *inputs, images, labels, step_key),
+            state,
+            (order, jnp.arange(steps_per_epoch)),
+        )
+        # Mean over all minibatches of the epoch (equal sizes), not the last one.
+        return state, jax.tree.map(jnp.mean, step_metrics)
+
+    return jax.jit(train_epoch, donate_argnums=0) if compiled else train_epoch
+
+
+def make_evaluate(
+    model: models.Model,
+    config,
+    mesh: parallel.Mesh | None = None,
+    *,
+    compiled: bool = True,
+) -> Callable:
+    """(params, images, labels, key) -> per-example means of `model.eval_terms` over a split.
+
+    The split is padded to whole batches and padded rows are masked out, so every example counts
+    once. The noise key is fixed by the caller, so the result is the same at every evaluation.
+    """
+    batch_size = config.train.eval_batch_size
+    preprocess = preprocessor(model, config.data)
+
+    def evaluate(params, images, labels, key):
+        n = images.shape[0]
+        num_batches = -(-n // batch_size)
+        pad = num_batches * batch_size - n
+        images = jnp.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
+        labels = jnp.pad(labels, (0, pad), constant_values=-1)
+        mask = (jnp.arange(num_batches * batch_size) < n).astype(jnp.float32)
+
+        def body(totals, i):
+            start = i * batch_size
+            data_key, model_key = jax.random.split(jax.random.fold_in(key, i))
+            x = preprocess(jax.lax.dynamic_slice_in_dim(images, start, batch_size), data_key)
+            batch = {"x": x, "y": jax.lax.dynamic_slice_in_dim(labels, start, batch_size)}
+            terms = model.eval_terms(params, parallel.shard_batch(batch, mesh), model_key)
+            weight = jax.lax.dynamic_slice_in_dim(mask, start, batch_size)
+            sums = {k: jnp.sum(v * weight) for k, v in terms.items()}
+            return jax.tree.map(jnp.add, totals, sums), None
+
+        shapes = jax.eval_shape(
+            lambda: model.eval_terms(
+                params,
+                {"x": jnp.zeros((batch_size, *images.shape[1:])), "y": labels[:batch_size]},
+                key,
+            )
+        )
+        zeros = {k: jnp.zeros(()) for k in shapes}
+        totals, _ = jax.lax.scan(body, zeros, jnp.arange(num_batches))
+        return {k: v / n for k, v in totals.items()}
+
+    return jax.jit(evaluate) if compiled else evaluate

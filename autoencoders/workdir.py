@@ -1,0 +1,310 @@
+"""The run directory: the one place that knows what a run writes where, and how to read it back.
+
+A workdir holds `config.json` (the resolved config), `metrics.jsonl` and `tensorboard/` (see
+`metrics.py`), `checkpoints/<epoch>/` (Orbax), `log.txt`, `train.lock` while a run trains in it,
+and after evaluation `eval.json` and `figures/`. A run with vmapped members (`config.vmap`) also
+has one such directory per member under `members/<name>/`. `RunDir` is an open run directory
+(checkpoints and metrics) as training writes it; `restore_params` reads a trained model back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked (see `lock`)
+    fcntl = None
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import orbax.checkpoint as ocp
+
+from autoencoders import data, metrics, models, optim, sweeps
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = metrics.METRICS_FILE
+LOCK_FILE = "train.lock"
+LOG_FILE = "log.txt"
+EVAL_FILE = "eval.json"
+FIGURES_DIR = "figures"
+CHECKPOINTS_DIR = "checkpoints"
+MEMBERS_DIR = "members"
+
+
+# ---------------------------------------------------------------------------------------------
+# config.json
+# ---------------------------------------------------------------------------------------------
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    if not isinstance(tree, dict):
+        return {prefix[:-1]: tree}
+    out = {}
+    for k, v in tree.items():
+        out.update(flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def config_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """A config as training writes it to config.json."""
+    return json.loads(config.to_json_best_effort())
+
+
+def write_or_check_config(config, workdir: str, allow_config_change: bool) -> None:
+    """Writes workdir/config.json; on resume, refuses a different config unless allowed."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    current = config_json(config)
+    if os.path.exists(path):
+        old, new = flatten(read_json(path)), flatten(current)
+        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if diff and not allow_config_change:
+            lines = "\n".join(f"  {k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
+            raise ValueError(
+                f"{workdir} holds a run with a different config:\n{lines}\nUse a new --workdir, "
+                "or pass --allow_config_change to resume this run with the new config."
+            )
+        if not diff:
+            return
+        logging.warning("Resuming with a changed config: %s", ", ".join(diff))
+        os.replace(path, os.path.join(workdir, f"config.{int(time.time())}.json"))
+    with open(path, "w") as f:
+        json.dump(current, f, indent=2)
+
+
+def read_json(path: str) -> Any:
+    """A JSON file's contents; a damaged file is a ValueError that names it."""
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}).") from None
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The resolved config a run wrote to workdir/config.json."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No {CONFIG_FILE} in {workdir}: not a run directory.")
+    return ml_collections.ConfigDict(read_json(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=config.checkpoint.max_to_keep,
+        cleanup_tmp_directories=True,  # drops a save cut short by a kill
+    )
+    return ocp.CheckpointManager(
+        os.path.join(os.path.abspath(workdir), CHECKPOINTS_DIR), options=options
+    )
+
+
+def restore(
+    manager: ocp.CheckpointManager, state: Any, epoch: int | None = None
+) -> tuple[Any, int]:
+    """(state, epoch) from the latest checkpoint (or `epoch`'s), or (state, 0) if there is none."""
+    epoch = manager.latest_step() if epoch is None else epoch or None
+    if epoch is None:
+        return state, 0
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    try:
+        restored = manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
+    except ValueError as e:
+        raise ValueError(
+            f"The checkpoint of epoch {epoch} in {manager.directory} does not fit this config's "
+            "model or optimizer (changed with --allow_config_change?). Use a new --workdir."
+        ) from e
+    return restored, int(epoch)
+
+
+def restore_params(workdir: str, epoch: int | None = None):
+    """(config, model, params, epoch) of a run's checkpoint (the latest if `epoch` is None).
+
+    For evaluation: the optimizer state is restored only to match the checkpoint's structure.
+    """
+    config = load_config(workdir)
+    model = models.make(config, data.describe(config.data))
+    tx = optim.make(config.optimizer, steps_per_epoch=1, num_epochs=config.train.num_epochs)
+    example = {"x": jnp.zeros((1, *model.spec.shape)), "y": jnp.zeros((1,), jnp.int32)}
+    state = model.init_state(jax.random.key(0), example, tx)
+    manager = checkpoint_manager(workdir, config)
+    try:
+        epoch = manager.latest_step() if epoch is None else epoch
+        if epoch is None:
+            raise FileNotFoundError(f"No checkpoint in {manager.directory}.")
+        state, epoch = restore(manager, state, epoch)
+    finally:
+        manager.close()
+    return config, model, state.params, epoch
+
+
+class RunDir:
+    """An open run directory as training writes it: Orbax checkpoints, the metrics log, and a
+    progress line per epoch. `final` holds the last values written, as `<split>/<name>`."""
+
+    def __init__(self, workdir: str, config, name: str = ""):
+        self.workdir = workdir
+        self.name = name  # a vmapped member's name; '' for a plain run
+        self.num_epochs = config.train.num_epochs
+        self.manager = checkpoint_manager(workdir, config)
+        self.log = metrics.MetricsLog(workdir)
+        self.final: dict[str, float] = {}
+
+    def start(self, state: Any, start_epoch: int, **fields: Any) -> None:
+        """The metrics log's `start` event: where training (re)starts, `fields` (the headline
+        metric and every metric's unit) and the number of parameters."""
+        num_params = sum(p.size for p in jax.tree.leaves(state.params))
+        self.log.event(
+            "start", resumed_from_epoch=start_epoch, **fields, num_params=int(num_params)
+        )
+
+    def write_epoch(
+        self,
+        epoch: int,
+        step: Any,
+        rows: Mapping[str, Mapping[str, Any] | None],
+        *,
+        shown: Mapping[str, tuple[str, ...]],
+        seconds: float,
+    ) -> None:
+        """Appends one metrics row per split (None: not evaluated this epoch) and logs a progress
+        line with the `shown` metrics of each split."""
+        line = f"epoch {epoch}/{self.num_epochs}" + (f" [{self.name}]" if self.name else "")
+        for split, values in rows.items():
+            if values is None:
+                continue
+            values = {k: float(v) for k, v in values.items()}
+            self.log.write(step=int(step), epoch=epoch, split=split, values=values)
+            self.final.update({f"{split}/{k}": v for k, v in values.items()})
+            line += f"  {split}: " + "  ".join(
+                f"{k} {values[k]:.3f}" for k in shown[split] if k in values
+            )
+        examples_per_sec = rows["train"]["examples_per_sec"]
+        logging.info("%s  %.0f examples/s  %.1f s", line, examples_per_sec, seconds)
+
+    def restore(self, state: Any, epoch: int | None = None) -> tuple[Any, int]:
+        return restore(self.manager, state, epoch)
+
+    def saved_epochs(self) -> set[int]:
+        return set(self.manager.all_steps())
+
+    def save(self, epoch: int, state: Any) -> None:
+        self.manager.save(epoch, args=ocp.args.StandardSave(state))
+
+    def close(self) -> None:
+        try:
+            self.manager.wait_until_finished()
+            self.manager.close()
+        finally:
+            self.log.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Vmapped members' directories, and whether a run is finished
+# ---------------------------------------------------------------------------------------------
+
+
+def member_workdir(workdir: str, member: Mapping[str, Any]) -> str:
+    return os.path.join(workdir, MEMBERS_DIR, sweeps.run_name(member))
+
+
+def result_dirs(config: Mapping[str, Any], workdir: str) -> list[str]:
+    """The directories that hold a run's results: the workdir, or one per vmapped member."""
+    members = sweeps.vmap_members(config.get("vmap"))
+    return [member_workdir(workdir, m) for m in members] if members else [workdir]
+
+
+def is_complete(config: Mapping[str, Any], workdir: str) -> bool:
+    """True when the final epoch's evaluation row and checkpoint are written."""
+    num_epochs = config["train"]["num_epochs"]
+    metrics_path = os.path.join(workdir, METRICS_FILE)
+    if not os.path.isdir(os.path.join(workdir, CHECKPOINTS_DIR, str(num_epochs))):
+        return False  # Orbax renames a checkpoint to its step only once it is complete
+    if not os.path.exists(metrics_path):
+        return False
+    return num_epochs in metrics.latest_by_epoch(metrics_path, config["data"]["eval_split"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The lock and the log file
+# ---------------------------------------------------------------------------------------------
+
+
+class WorkdirInUse(RuntimeError):
+    """Another training run holds the workdir's lock."""
+
+
+@contextlib.contextmanager
+def lock(workdir: str) -> Iterator[None]:
+    """An exclusive lock on `workdir` while a run trains in it (`LOCK_FILE`, flock).
+
+    A second run started on the same workdir (a re-submitted job, a typo in a sweep) stops at once
+    with `WorkdirInUse` instead of interleaving its checkpoints and metrics with the first's. The
+    operating system drops the lock when the holder exits, so a crash or kill leaves nothing to
+    clean up and the next run resumes. Without flock (Windows, some cluster file systems) runs
+    are not locked, and a warning says so.
+    """
+    with open(os.path.join(workdir, LOCK_FILE), "a+") as f:
+        try:
+            _claim(f, workdir)
+        except OSError as e:
+            logging.warning("Training in %s without a workdir lock: %s", workdir, e)
+        yield
+
+
+def _claim(lock_file, workdir: str) -> None:
+    """flock `lock_file` and write this process into it as the holder; `WorkdirInUse` when
+    another process holds it, OSError where flock is unavailable."""
+    if fcntl is None:
+        raise OSError("fcntl is not available on this platform")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.seek(0)
+        holder = lock_file.read().strip() or "holder unknown"
+        raise WorkdirInUse(
+            f"workdir {workdir!r} is in use by another training run ({holder}); wait for it "
+            "to finish, or choose another --workdir."
+        ) from None
+    lock_file.seek(0)
+    lock_file.truncate()
+    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    lock_file.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n")
+    lock_file.flush()
+
+
+class QuietLibraries(logging.Filter):
+    """Drops INFO chatter from Orbax and TFDS (dozens of lines per checkpoint); keeps warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        noisy = any(lib in record.pathname for lib in ("orbax", "tensorflow_datasets"))
+        return record.levelno >= logging.WARNING or not noisy
+
+
+@contextlib.contextmanager
+def file_log(workdir: str) -> Iterator[None]:
+    """The run's log lines also go to workdir/log.txt (library chatter filtered out)."""
+    handler = logging.FileHandler(os.path.join(workdir, LOG_FILE))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(QuietLibraries())
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()

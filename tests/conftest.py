@@ -1,0 +1,27 @@
+"""Test-session setup shared by every test module."""
+
+import os
+import shutil
+import tempfile
+
+# Many tests compile the same small programs (a tiny VAE's epoch, its evaluation), in this process
+# and in the command-line tests' subprocesses. JAX's persistent compilation cache, in a directory
+# made fresh for the session, compiles each of them once. Set before JAX is imported, so the
+# subprocesses inherit it through the environment.
+_CACHE_DIR = tempfile.mkdtemp(prefix="autoencoders-tests-jax-cache-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE_DIR
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+from autoencoders import threefry  # noqa: E402
+
+
+def pytest_configure(config):
+    # As the entry points do (experiments.cli.start, benchmarks.run): Threefry straight-line on CPU,
+    # the same bits, faster, registered before anything compiles. `import autoencoders` alone
+    # leaves JAX's lowering alone (tests/test_threefry.py).
+    threefry.register_unrolled_cpu_lowering()
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)
