@@ -48,31 +48,38 @@ Params = Any
 PARTS = ("density", "reduction", "manifold", "representation", "figures")
 
 
+def option(default: Any, help: str) -> Any:  # noqa: A002 - the name flags use
+    """A dataclass field with its flag's help text (`experiments.cli.define_dataclass_flags`)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """What to evaluate and how much of it; every field is a flag of `experiments.evaluate`."""
+    """What to evaluate and how much of it; every field is a flag of `experiments.evaluate`, with
+    its `help` as the flag's help."""
 
-    parts: tuple[str, ...] = PARTS
-    seed: int = 0
-    # Density: k of the IWAE estimate (Burda et al. use 5000), and smaller k reported beside it
-    # (prefixes of the same samples, to show the estimate converging).
-    num_samples: int = 5000
-    report_ks: tuple[int, ...] = (1, 10, 100, 1000)
-    sample_chunk: int = density.SAMPLE_CHUNK  # importance samples drawn at once per example
-    # Examples vectorised at once; memory ∝ example_batch·sample_chunk. ~4000 decoder rows per
-    # block keep its activations in cache: faster on a CPU than 32 examples (16000 rows); compare
-    # `python -m benchmarks.run --benchmarks=is_eval --is_example_batch=32` with the default.
-    example_batch: int = density.EXAMPLE_BATCH
-    density_examples: int = 0  # test images for the IS estimate; 0 = all
-    active_threshold: float = 0.01
-    # Manifold learning: test images embedded in 2-D; neighbourhood sizes of the metrics.
-    manifold_examples: int = 1000
-    neighbors: int = 10  # trustworthiness / continuity
-    knn_neighbors: int = 5  # kNN label accuracy (embeddings and probes)
-    latent_projection: str = "pca"  # latents of more than 2 dims to 2-D: pca | tsne
-    # Representation probes: training and test subsets.
-    probe_train_examples: int = 5000
-    probe_test_examples: int = 2000
+    parts: tuple[str, ...] = option(PARTS, f"Parts to run, among {', '.join(PARTS)}.")
+    seed: int = option(0, "Seed of every random choice.")
+    num_samples: int = option(5000, "k, importance samples per test image (Burda et al.: 5000).")
+    report_ks: tuple[int, ...] = option(
+        (1, 10, 100, 1000), "Smaller k also reported: prefixes of the same samples."
+    )
+    sample_chunk: int = option(density.SAMPLE_CHUNK, "Importance samples drawn at once per image.")
+    # ~4000 decoder rows per block keep its activations in cache: faster on a CPU than 32 examples
+    # (16000 rows); compare `python -m benchmarks.run --benchmarks=is_eval --is_example_batch=32`.
+    example_batch: int = option(
+        density.EXAMPLE_BATCH, "Images vectorised at once; memory ∝ example_batch·sample_chunk."
+    )
+    density_examples: int = option(0, "Test images for the IS estimate (fixed subset); 0 = all.")
+    active_threshold: float = option(
+        0.01, "A latent unit is active where Var_x E_q[z_j|x] exceeds this."
+    )
+    manifold_examples: int = option(1000, "Test images embedded in 2-D.")
+    neighbors: int = option(10, "Neighbourhood size of trustworthiness and continuity.")
+    knn_neighbors: int = option(5, "k of the kNN label accuracy (embeddings and probes).")
+    latent_projection: str = option("pca", "Latents of more than 2 dims to 2-D: pca | tsne.")
+    probe_train_examples: int = option(5000, "Training images for the representation probes.")
+    probe_test_examples: int = option(2000, "Test images for the representation probes.")
 
     def __post_init__(self):
         unknown = set(self.parts) - set(PARTS)

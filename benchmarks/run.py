@@ -44,6 +44,7 @@ import optax
 from absl import app, flags
 
 from autoencoders import data, density, epoch, models, optim, threefry
+from autoencoders.evaluation import option
 from benchmarks import report, timing
 from benchmarks.architectures import ARCHITECTURES, IMAGE_SHAPE, Architecture
 from experiments import cli
@@ -105,23 +106,29 @@ def is_eval_target(arch: Architecture) -> Target:
 class Settings:
     """What to run and how much of it; every field is a flag of the same name."""
 
-    benchmarks: tuple[str, ...] = BENCHMARKS  # what to time: peak, train, is_eval, vmap
-    models: tuple[str, ...] = tuple(ARCHITECTURES)  # models trained: mlp, iwae, conv
-    steps: int = 0  # steps per timed repeat; 0: each model's default
-    repeats: int = 5  # timed repeats; the median is reported
-    torch_warmup_steps: int = 20  # untimed PyTorch steps before its timed repeats
-    no_torch: bool = False  # skip the PyTorch reference
-    data: str = "auto"  # auto (MNIST if in $TFDS_DATA_DIR, else synthetic) | synthetic | mnist
-    num_train: int = 60_000  # synthetic training images
-    is_models: tuple[str, ...] = ("iwae", "mlp")  # models whose importance sampling is timed
-    is_examples: int = 10_000  # test images for is_eval
-    is_samples: int = 5000  # importance samples k per image
-    is_repeats: int = 3  # timed is_eval calls
-    is_example_batch: int = 0  # examples per importance-sampling block; 0: density.EXAMPLE_BATCH
-    vmap_model: str = "iwae"  # the model trained with vmapped seeds
-    vmap_sizes: tuple[int, ...] = (1, 2, 4, 8)  # numbers of vmapped members S
-    peak_size: int = 4096  # side of the square matmul for the peak
-    markdown_out: str = ""  # write the record here (e.g. docs/benchmarks.md)
+    benchmarks: tuple[str, ...] = option(BENCHMARKS, "What to time: peak, train, is_eval, vmap.")
+    models: tuple[str, ...] = option(tuple(ARCHITECTURES), "Models trained: mlp, iwae, conv.")
+    steps: int = option(0, "Steps per timed repeat; 0: each model's default.")
+    repeats: int = option(5, "Timed repeats; the median is reported.")
+    torch_warmup_steps: int = option(20, "Untimed PyTorch steps before its timed repeats.")
+    no_torch: bool = option(False, "Skip the PyTorch reference.")
+    data: str = option(
+        "auto", "Auto (MNIST if in $TFDS_DATA_DIR, else synthetic) | synthetic | mnist."
+    )
+    num_train: int = option(60_000, "Synthetic training images.")
+    is_models: tuple[str, ...] = option(
+        ("iwae", "mlp"), "Models whose importance sampling is timed."
+    )
+    is_examples: int = option(10_000, "Test images for is_eval.")
+    is_samples: int = option(5000, "Importance samples k per image.")
+    is_repeats: int = option(3, "Timed is_eval calls.")
+    is_example_batch: int = option(
+        0, "Examples per importance-sampling block; 0: density.EXAMPLE_BATCH."
+    )
+    vmap_model: str = option("iwae", "The model trained with vmapped seeds.")
+    vmap_sizes: tuple[int, ...] = option((1, 2, 4, 8), "Numbers of vmapped members S.")
+    peak_size: int = option(4096, "Side of the square matmul for the peak.")
+    markdown_out: str = option("", "Write the record here (e.g. docs/benchmarks.md).")
 
     def __post_init__(self) -> None:
         for name, allowed in (

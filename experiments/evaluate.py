@@ -16,13 +16,7 @@ from experiments import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run's directory (config.json, checkpoints/).")
 _EPOCH = flags.DEFINE_integer("epoch", None, "Checkpoint to evaluate; default the latest.")
-# Help for the fields whose source has no comment to take it from.
-_HELP = {
-    "parts": f"Parts to run, among {', '.join(evaluation.PARTS)}.",
-    "seed": "Seed of every random choice.",
-    "active_threshold": "A latent unit is active where Var_x(E_q[z_j | x]) exceeds this.",
-}
-_OPTIONS = cli.define_dataclass_flags(evaluation.Options, _HELP)
+_OPTIONS = cli.define_dataclass_flags(evaluation.Options)
 for _name in _OPTIONS:
     flags.declare_key_flag(_name)  # listed by --help, as this module's own flags
 flags.mark_flags_as_required(["workdir"])

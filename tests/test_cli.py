@@ -150,27 +150,25 @@ def test_every_evaluation_option_is_a_flag_with_its_default():
 
 
 @dataclasses.dataclass(frozen=True)
-class _Commented:
+class _Fields:
+    plain: int = evaluation.option(0, "An int.")
+    ratio: float = evaluation.option(1.0, "A float.")
+    sizes: tuple[int, ...] = evaluation.option((1, 2), "Some ints.")
+    name: str = evaluation.option("a#b", "A string.")
+    switch: bool = evaluation.option(False, "A switch.")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Undocumented:
     plain: int = 0
-    # Block comment: covers the fields below it
-    # up to a blank line or another comment.
-    first: float = 1.0
-    second: tuple[int, ...] = (1, 2)
-    own: str = "a#b"  # its own comment
-    after_own: bool = False
-
-    separated: int = 3
 
 
-def test_dataclass_flags_take_help_from_comments_and_types_from_defaults():
+def test_dataclass_flags_take_help_from_fields_and_types_from_defaults():
     values = flags.FlagValues()
-    holders = cli.define_dataclass_flags(_Commented, {"plain": "Given."}, flag_values=values)
-    block = "Block comment: covers the fields below it up to a blank line or another comment."
-    assert values["plain"].help == "Given."
-    assert values["first"].help == block
-    assert values["second"].help == block + " (comma list of int)"
-    assert values["own"].help == "its own comment"
-    assert values["after_own"].help == "_Commented.after_own"  # no comment of its own
-    assert values["separated"].help == "_Commented.separated"
-    values(["x", "--second=3,4", "--first=0.5", "--after_own", "--own=z"])
-    assert cli.dataclass_from_flags(_Commented, holders) == _Commented(0, 0.5, (3, 4), "z", True)
+    holders = cli.define_dataclass_flags(_Fields, flag_values=values)
+    assert values["plain"].help == "An int."
+    assert values["sizes"].help == "Some ints. (comma list of int)"
+    values(["x", "--sizes=3,4", "--ratio=0.5", "--switch", "--name=z"])
+    assert cli.dataclass_from_flags(_Fields, holders) == _Fields(0, 0.5, (3, 4), "z", True)
+    with pytest.raises(TypeError, match=r"_Undocumented.plain: declare it as evaluation.option"):
+        cli.define_dataclass_flags(_Undocumented, flag_values=flags.FlagValues())
