@@ -13,6 +13,7 @@ are.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -71,7 +72,9 @@ def make_train_epoch(
         order = jax.random.permutation(perm_key, images.shape[0])[:used]
         return order.reshape(steps_per_epoch, batch_size), step_key
 
-    def train_step(state, indices, i, images, labels, step_key):
+    def train_step(state, inputs, images, labels, step_key):
+        """One minibatch: `inputs` is (its indices into the split, the step's number)."""
+        indices, i = inputs
         data_key, model_key = jax.random.split(jax.random.fold_in(step_key, i))
         x = preprocess(images[indices], data_key)
         batch = parallel.shard_batch({"x": x, "y": labels[indices]}, mesh)
@@ -91,7 +94,7 @@ def make_train_epoch(
             order, step_key = shuffle_jit(images, key)
             step_metrics = []
             for i in range(steps_per_epoch):
-                state, metrics = step_jit(state, order[i], i, images, labels, step_key)
+                state, metrics = step_jit(state, (order[i], i), images, labels, step_key)
                 step_metrics.append(metrics)
             return state, jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *step_metrics)
 
@@ -99,11 +102,8 @@ def make_train_epoch(
 
     def train_epoch(state, images, labels, key):
         order, step_key = shuffle(images, key)
-        state, step_metrics = jax.lax.scan(
-            lambda state, inputs: train_step(state, *inputs, images, labels, step_key),
-            state,
-            (order, jnp.arange(steps_per_epoch)),
-        )
+        step = functools.partial(train_step, images=images, labels=labels, step_key=step_key)
+        state, step_metrics = jax.lax.scan(step, state, (order, jnp.arange(steps_per_epoch)))
         # Mean over all minibatches of the epoch (equal sizes), not the last one.
         return state, jax.tree.map(jnp.mean, step_metrics)
 
