@@ -16,11 +16,16 @@ the same way at every evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
+import shutil
+import socket
+import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -136,6 +141,13 @@ def _load_digits() -> Splits:
 # $AUTOENCODERS_DATA_DIR (default ~/.cache/autoencoders), downloaded there when missing.
 FREY_FACE_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
 FREY_FACE_MD5 = "5aeb024d42b8a6091f30e5eb18c8a48d"
+DOWNLOAD_TIMEOUT_S = 60  # a connection that stalls this long is a failed download
+# TFDS retries each file 10 times with exponential back-off (3.5 minutes before it gives up when
+# there is no network at all); a few quick retries ride out a hiccup (about 1 s of back-off).
+TFDS_DOWNLOAD_RETRIES = 3
+# What a download raises when the network is down or the host unreachable (urllib and requests;
+# requests' own ConnectionError and Timeout are added where TFDS is imported).
+NETWORK_ERRORS = (urllib.error.URLError, socket.gaierror, ConnectionError, TimeoutError)
 
 
 def files_dir() -> str:
@@ -156,7 +168,22 @@ def _load_frey_face() -> Splits:
     path = os.path.join(files_dir(), "frey_face", "frey_rawface.mat")
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        urllib.request.urlretrieve(FREY_FACE_URL, path + ".part")
+        try:
+            with (
+                urllib.request.urlopen(FREY_FACE_URL, timeout=DOWNLOAD_TIMEOUT_S) as response,
+                open(path + ".part", "wb") as f,
+            ):
+                shutil.copyfileobj(response, f)
+        except NETWORK_ERRORS as e:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path + ".part")
+            http = isinstance(e, urllib.error.HTTPError)
+            raise ValueError(
+                f"cannot download frey_face: {'the server refused' if http else 'no network'} "
+                f"({_reason(e)}); put frey_rawface.mat "
+                f"(from {FREY_FACE_URL}) in {os.path.dirname(path)} or set AUTOENCODERS_DATA_DIR "
+                "to a folder holding frey_face/frey_rawface.mat."
+            ) from e
         os.replace(path + ".part", path)
     if _md5(path) != FREY_FACE_MD5:
         raise ValueError(f"config.data.name='frey_face': {path} is not the published file (md5).")
@@ -187,10 +214,13 @@ def _load_tfds(name: str, data_dir: str | None) -> Splits:
     import tensorflow_datasets as tfds
 
     tf.config.set_visible_devices([], "GPU")  # TF only reads files; keep it off the accelerator
+    builder = tfds.builder(name, data_dir=data_dir or None)
+    with _failing_fast_offline(name):
+        builder.download_and_prepare()  # nothing to do when the data dir holds it
     out = {}
     for split in ("train", "test"):
         # Finite batches, concatenated: `batch_size=-1` aborts under tfds.testing.mock_data.
-        ds = tfds.load(name, split=split, data_dir=data_dir or None, shuffle_files=False)
+        ds = builder.as_dataset(split=split, shuffle_files=False)
         images, labels = [], []
         for example in tfds.as_numpy(ds.batch(10_000)):
             images.append(example["image"])
@@ -208,6 +238,45 @@ def _load_tfds(name: str, data_dir: str | None) -> Splits:
     return out
 
 
+@contextlib.contextmanager
+def _failing_fast_offline(name: str) -> Iterator[None]:
+    """TFDS downloads with `TFDS_DOWNLOAD_RETRIES` retries and urllib3's retry warnings muted; a
+    download that fails on the network is a one-line ValueError saying where data can come from."""
+    import requests
+    from tensorflow_datasets.core.download import downloader
+
+    retries, downloader.MAX_RETRIES = downloader.MAX_RETRIES, TFDS_DOWNLOAD_RETRIES
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    level = urllib3_log.level
+    urllib3_log.setLevel(logging.ERROR)
+    try:
+        yield
+    except (*NETWORK_ERRORS, requests.ConnectionError, requests.Timeout) as e:
+        # TFDS's threads may still be retrying the other files: their warnings stay muted.
+        raise ValueError(
+            f"cannot download {name}: no network ({_reason(e)}); set TFDS_DATA_DIR (or "
+            f"config.data.data_dir) to a prepared TFDS data dir (one that holds {name}/)."
+        ) from e
+    else:
+        urllib3_log.setLevel(level)
+    finally:
+        downloader.MAX_RETRIES = retries
+
+
+def _reason(error: BaseException) -> str:
+    """A failed download's cause in a few words: the host, when known, and the innermost error."""
+    host, seen = None, set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        host = host or getattr(getattr(error, "pool", None), "host", None)  # urllib3's pool
+        inner = error.__cause__ or error.__context__ or getattr(error, "reason", None)
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    text = str(error) or type(error).__name__
+    return f"{host}: {text}" if host else text
+
+
 def describe(data_cfg) -> DataSpec:
     """The dataset's spec from metadata only (no data read), so configs are checked up front."""
     check_config(data_cfg)
@@ -220,10 +289,10 @@ def describe(data_cfg) -> DataSpec:
         try:
             features = tfds.builder(data_cfg.name, data_dir=_tfds_dir(data_cfg)).info.features
         except Exception as e:  # DatasetNotFoundError and friends
+            reason = str(e).partition("\n")[0]  # not TFDS's list of every dataset it knows
             raise ValueError(
                 f"config.data.name={data_cfg.name!r}: not one of {', '.join(LOCAL_DATASETS)} and "
-                "not a TFDS dataset "
-                f"({type(e).__name__}: {e})."
+                f"not a TFDS dataset ({type(e).__name__}: {reason})."
             ) from e
         if "image" not in features:
             raise ValueError(f"config.data.name={data_cfg.name!r}: TFDS dataset has no 'image'.")

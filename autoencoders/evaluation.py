@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -83,14 +84,31 @@ class Options:
 
     def __post_init__(self):
         unknown = set(self.parts) - set(PARTS)
-        if unknown:
-            raise ValueError(f"parts {sorted(unknown)}: must be among {', '.join(PARTS)}.")
-        if self.num_samples <= 0 or self.sample_chunk <= 0 or self.example_batch <= 0:
-            raise ValueError("num_samples, sample_chunk and example_batch must be > 0.")
+        if unknown or not self.parts:
+            raise ValueError(f"parts={sorted(unknown)}: must be among {', '.join(PARTS)}.")
+        for name in _POSITIVE_OPTIONS:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)}: must be > 0.")
+        if self.density_examples < 0:
+            raise ValueError(f"density_examples={self.density_examples}: must be >= 0.")
+        if not 0 <= self.active_threshold < math.inf:
+            raise ValueError(f"active_threshold={self.active_threshold}: must be finite, >= 0.")
         if any(not 0 < k <= self.num_samples for k in self.report_ks):
             raise ValueError(f"report_ks={self.report_ks}: each must be in 1..num_samples.")
         if self.latent_projection not in ("pca", "tsne"):
-            raise ValueError(f"latent_projection={self.latent_projection!r}: pca | tsne.")
+            raise ValueError(f"latent_projection={self.latent_projection!r}: must be pca or tsne.")
+
+
+_POSITIVE_OPTIONS = (
+    "num_samples",
+    "sample_chunk",
+    "example_batch",
+    "manifold_examples",
+    "neighbors",
+    "knn_neighbors",
+    "probe_train_examples",
+    "probe_test_examples",
+)
 
 
 # ---------------------------------------------------------------------------------------------

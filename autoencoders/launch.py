@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -24,7 +25,7 @@ import ml_collections
 from absl import flags as absl_flags
 from ml_collections import config_flags
 
-from autoencoders import sweeps
+from autoencoders import interrupts, sweeps
 from autoencoders import workdir as workdirs
 from autoencoders.sweeps import Plan, Run
 
@@ -50,8 +51,7 @@ def read_manifest(sweep_dir: str) -> dict[str, Any]:
     path = os.path.join(sweep_dir, MANIFEST)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No {MANIFEST} in {sweep_dir}: run experiments.sweep first.")
-    with open(path) as f:
-        return json.load(f)
+    return workdirs.read_json(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,10 +69,35 @@ def resolve_config(argv: Sequence[str]) -> ml_collections.ConfigDict:
     )
     try:
         values(args)
-    except (absl_flags.Error, KeyError, AttributeError, TypeError) as e:
-        # Unknown field (Key/AttributeError), wrong type, bad flag text: this run cannot start.
-        raise ValueError(f"{type(e).__name__}: {e}") from None
+        values.config.keys()  # a config file that failed to load raises only when read
+    except (absl_flags.Error, KeyError, AttributeError, TypeError, OSError, SyntaxError) as e:
+        raise ValueError(config_flag_message(e, args)) from e  # this run cannot start
     return values.config
+
+
+def config_flag_message(error: Exception, argv: Sequence[str]) -> str:
+    """An error from parsing a training command's config flags as one line naming the flag: a
+    config file that cannot be loaded or whose `get_config` refuses its argument (`--config`), an
+    override naming no field (`--config.<field>`); absl's own message, which names the flag, for
+    the rest (a bad value, a missing one)."""
+    root = error  # the first error raised: ml_collections and absl re-raise, each rewording it
+    while (earlier := root.__cause__ or _context(root)) is not None:
+        root = earlier
+    if isinstance(root, KeyError) and not isinstance(error, absl_flags.Error):
+        key = str(root.args[0]) if root.args else ""
+        names = [a.partition("=")[0] for a in argv if a.startswith("--config.")]
+        flag = next((n for n in names if key in n.split(".")), "--config.<field>")
+        hint = re.search(r'Did you mean "([^"]+)"', str(error))
+        return f"{flag}: no config field {key!r}." + (f' Did you mean "{hint[1]}"?' if hint else "")
+    config_file_error = root is not error and str(error).startswith("flag --config=")
+    if isinstance(error, absl_flags.Error) and not config_file_error:
+        return str(error)
+    lines = str(root).strip().splitlines() or [type(root).__name__]
+    return f"--config: {lines[-1].strip()}"
+
+
+def _context(error: BaseException) -> BaseException | None:
+    return None if error.__suppress_context__ else error.__context__
 
 
 def status(run: Run) -> str:
@@ -86,7 +111,7 @@ def status(run: Run) -> str:
     path = os.path.join(run.workdir, workdirs.CONFIG_FILE)
     if not os.path.exists(path):
         return "new"
-    saved = workdirs.read_json(path)
+    saved = workdirs.read_config_json(path)
     if saved != expected:
         return "changed"
     done = all(workdirs.is_complete(saved, d) for d in workdirs.result_dirs(saved, run.workdir))
@@ -135,8 +160,10 @@ class LocalBackend:
     """Runs up to `workers` training processes at a time on this machine.
 
     Each child gets its own session, so Ctrl-C reaches only this process, which then stops the
-    children by PID: SIGINT first (training's finally-blocks close the checkpoint manager), SIGKILL
-    after `grace_seconds`. Whatever a child loses is its current epoch: it resumes next time.
+    children by PID: SIGINT first (training saves the epoch it is in and stops), SIGKILL after
+    `grace_seconds`. Whatever a child loses is its current epoch: it resumes next time. On Linux a
+    child also gets SIGTERM, the same clean stop, when this process dies, even by kill -9
+    (`_dies_with_parent`): no run outlives its launcher to race with the next one.
     """
 
     def __init__(self, workers: int = 1, grace_seconds: float = 20.0, poll_seconds: float = 0.2):
@@ -148,6 +175,7 @@ class LocalBackend:
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env[interrupts.LAUNCHER_PID] = str(os.getpid())  # children die with this launcher
         if self.workers > 1:
             # JAX grabs 75% of an accelerator's memory per process; parallel runs must share it.
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -190,12 +218,15 @@ class LocalBackend:
                 os.kill(job.process.pid, signal.SIGKILL)
                 job.process.wait()
             job.log.close()
-            print(f"[{job.run.id}] stopped {job.run.name}; it resumes next time", flush=True)
+            code, name = job.process.returncode, job.run.name  # it has exited
+            said = f"finished {name}" if code == 0 else f"stopped {name} (exit {code}); it resumes"
+            print(f"[{job.run.id}] {said}", flush=True)
 
     def run(self, runs: Sequence[Run]) -> list[Outcome]:
         pending, running, outcomes = list(runs), [], []
         try:
             while pending or running:
+                interrupts.check("with the runs stopped")  # `interrupts.install`: a safe point
                 while pending and len(running) < self.workers:
                     running.append(self._start(pending.pop(0)))
                 for job in [j for j in running if j.process.poll() is not None]:

@@ -251,6 +251,11 @@ def check_compatible(likelihood_cfg, data_kind: str, num_levels: int) -> Units:
             )
         if not likelihood_cfg.learn_sigma and likelihood_cfg.sigma <= 0:
             raise ValueError(f"config.likelihood.sigma={likelihood_cfg.sigma}: must be > 0.")
+        if likelihood_cfg.learn_sigma and likelihood_cfg.min_sigma <= 0:
+            raise ValueError(
+                f"config.likelihood.min_sigma={likelihood_cfg.min_sigma}: must be > 0 (the learned "
+                "σ's floor)."
+            )
         return Units(True, f"{per_image} (Gaussian density on [0, 1]^D)")
     # discretized_logistic
     if data_kind == DEQUANTIZED:

@@ -198,14 +198,23 @@ class MemberDirs:
             raise
 
     def restore(self, state: Any) -> tuple[Any, int]:
-        """Members resume together, from the last epoch all of them saved."""
-        start_epoch = max(set.intersection(*(d.saved_epochs() for d in self.dirs)), default=0)
-        if start_epoch:
-            states = unstack(state, len(self.dirs))
+        """Members resume together, from the newest epoch every member saved and can restore
+        (a member's damaged checkpoint is set aside by `workdir.RunDir.restore_epoch`); their
+        later checkpoints are redone."""
+        states = unstack(state, len(self.dirs))
+        for d in self.dirs:
+            d.damaged = workdirs.set_aside_uncommitted(d.manager)
+        while start_epoch := max(
+            set.intersection(*(d.saved_epochs() for d in self.dirs)), default=0
+        ):
             restored = [
-                d.restore(s, start_epoch)[0] for d, s in zip(self.dirs, states, strict=True)
+                d.restore_epoch(s, start_epoch) for d, s in zip(self.dirs, states, strict=True)
             ]
-            state = stack(restored)
+            if all(r is not None for r in restored):
+                state = stack(restored)
+                break
+        for d in self.dirs:
+            d.drop_after(start_epoch)
         return parallel.split_leading_axis(state, self.mesh), start_epoch
 
     def _per_member(self, tree: Any) -> list[tuple[workdirs.RunDir, Any]]:

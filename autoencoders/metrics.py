@@ -49,8 +49,11 @@ class MetricsLog:
 
 def _rows(path: str) -> Iterator[dict[str, Any]]:
     with open(path) as f:
-        for line in f:
-            yield json.loads(line)
+        for number, line in enumerate(f, 1):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: line {number} is not valid JSON ({e}).") from None
 
 
 def read(path: str) -> Iterator[dict[str, Any]]:

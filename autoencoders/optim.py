@@ -44,8 +44,12 @@ def check_config(opt_cfg) -> None:
         )
     if not opt_cfg.learning_rate > 0:
         raise ValueError(f"config.optimizer.learning_rate={opt_cfg.learning_rate}: must be > 0.")
-    if opt_cfg.grad_clip_norm < 0 or opt_cfg.weight_decay < 0:
-        raise ValueError("config.optimizer.grad_clip_norm and weight_decay must be >= 0.")
+    for field in ("grad_clip_norm", "weight_decay", "warmup_epochs", "momentum", "eps"):
+        if opt_cfg[field] < 0:
+            raise ValueError(f"config.optimizer.{field}={opt_cfg[field]}: must be >= 0.")
+    for field in ("b1", "b2"):
+        if not 0 <= opt_cfg[field] < 1:
+            raise ValueError(f"config.optimizer.{field}={opt_cfg[field]}: must be in [0, 1).")
 
 
 def learning_rate_schedule(opt_cfg, steps_per_epoch: int, num_epochs: int) -> optax.Schedule:

@@ -100,7 +100,7 @@ def load_result(run_id: int, workdir: str, setting: Mapping[str, Any]) -> Result
     metrics_path = os.path.join(workdir, workdirs.METRICS_FILE)
     if not os.path.exists(metrics_path):
         return None
-    config = workdirs.read_json(os.path.join(workdir, workdirs.CONFIG_FILE))
+    config = workdirs.read_config_json(os.path.join(workdir, workdirs.CONFIG_FILE))
     eval_split = config["data"]["eval_split"]
     evaluated = metrics.latest_by_epoch(metrics_path, eval_split)
     if not evaluated:
@@ -139,7 +139,7 @@ def load_results(sweep_dir: str) -> tuple[list[Result], list[str]]:
         if not os.path.exists(config_path):
             missing.append(run["name"])
             continue
-        config = workdirs.read_json(config_path)
+        config = workdirs.read_config_json(config_path)
         members = sweeps.vmap_members(config.get("vmap")) or [{}]
         for member in members:
             directory = workdirs.member_workdir(workdir, member) if member else workdir
@@ -372,12 +372,17 @@ def _file_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", text) or "all"
 
 
-def write_report(sweep_dir: str, out_dir: str, x: str = "latent_dim") -> list[str]:
-    """Writes table.md, table.csv, `headline_vs_<x>.png` and `curves_<setting>.png` into out_dir
-    (the figures when some setting key's short name is `x`); returns the paths written."""
+def write_report(sweep_dir: str, out_dir: str, x: str | None = None) -> list[str]:
+    """Writes table.md, table.csv, `headline_vs_<x>.png` and `curves_<setting>.png` into out_dir;
+    returns the paths written. `x`, the short name of a key the sweep varies, is the figures' x
+    axis; None: latent_dim where the sweep varies it, else no figures."""
     results, missing = load_results(sweep_dir)
     if not results:
         raise ValueError(f"No run in {sweep_dir} has evaluated metrics yet.")
+    x_key = find_key(results, x or "latent_dim")
+    if x is not None and x_key is None:
+        varied = ", ".join(sweeps.short_key(k) for k in setting_keys(results)) or "nothing"
+        raise ValueError(f"--x={x}: not a key this sweep varies (it varies {varied}).")
     os.makedirs(out_dir, exist_ok=True)
     rows = summarize(results)
     md = markdown_table(rows, results)
@@ -387,9 +392,9 @@ def write_report(sweep_dir: str, out_dir: str, x: str = "latent_dim") -> list[st
     with open(paths[0], "w") as f:
         f.write(md)
     write_csv(paths[1], rows, results)
-    x_key = find_key(results, x)
     if x_key is not None:
-        paths.append(headline_vs(results, x_key, os.path.join(out_dir, f"headline_vs_{x}.png")))
+        name = f"headline_vs_{sweeps.short_key(x_key)}.png"
+        paths.append(headline_vs(results, x_key, os.path.join(out_dir, name)))
         for label, members in lines_by(results, x_key).items():
             name = os.path.join(out_dir, f"curves_{_file_part(label)}.png")
             paths.append(headline_curves(members, x_key, label or "all runs", name))

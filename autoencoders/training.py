@@ -5,8 +5,10 @@ the latest checkpoint in `workdir` if there is one, and runs the epochs: one com
 minibatch steps (`epoch.py`), an evaluation every `config.train.eval_every` epochs, metrics and a
 progress line each epoch, a checkpoint every `config.checkpoint.every_epochs`. Randomness comes
 from one root key (`config.seed`): epoch e uses fold_in(root, e), so a run resumed from the
-checkpoint of epoch e replays exactly the epochs an uninterrupted run would have. With
-`config.vmap`, the same loop trains several members at once (`members.py`).
+checkpoint of epoch e replays exactly the epochs an uninterrupted run would have. Under the entry
+points' signal handlers (`interrupts.py`), SIGINT or SIGTERM stops the loop at the next epoch
+boundary, that epoch saved. With `config.vmap`, the same loop trains several members at once
+(`members.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import time
 from typing import Any
@@ -23,7 +26,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from autoencoders import data, epoch, likelihoods, members, models, networks, optim, parallel
+from autoencoders import (
+    data,
+    epoch,
+    interrupts,
+    likelihoods,
+    members,
+    models,
+    networks,
+    optim,
+    parallel,
+)
 from autoencoders import workdir as workdirs
 
 Array = jax.Array
@@ -41,6 +54,10 @@ LOOP_UNITS = {
 
 def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
     """Every config check that can run before data is loaded or anything compiles."""
+    for key, value in workdirs.flatten(config.to_dict()).items():
+        values = value if isinstance(value, list | tuple) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ValueError(f"config.{key}={value}: must be a finite number.")
     for member in members.member_configs(config):
         check_config(member)  # each member is a valid run on its own
     for field in ("batch_size", "num_epochs", "eval_every", "eval_batch_size"):
@@ -162,6 +179,7 @@ def train_and_evaluate(
             shown = {"train": ("loss",), split: model.progress_terms}
             examples = run.steps_per_epoch * config.train.batch_size
             last_saved = start_epoch
+            interrupts.check(f"at epoch {start_epoch}")
             for epoch_number in range(start_epoch + 1, num_epochs + 1):
                 start = time.perf_counter()
                 state, train_metrics = train_epoch(
@@ -187,9 +205,14 @@ def train_and_evaluate(
                 rows = {"train": train_metrics, split: eval_metrics}
                 out.write_epoch(epoch_number, state.step, rows, shown=shown, seconds=seconds)
 
-                if epoch_number % config.checkpoint.every_epochs == 0 or epoch_number == num_epochs:
+                # After SIGINT or SIGTERM (`interrupts.install`): save this epoch and stop.
+                stopping = interrupts.requested()
+                every = config.checkpoint.every_epochs
+                if stopping or epoch_number % every == 0 or epoch_number == num_epochs:
                     out.save(epoch_number, state)
                     last_saved = epoch_number
+                if stopping:
+                    interrupts.check(f"at epoch {epoch_number}")
             return out.final
 
 

@@ -1,8 +1,9 @@
 """The run directory: the one place that knows what a run writes where, and how to read it back.
 
 A workdir holds `config.json` (the resolved config), `metrics.jsonl` and `tensorboard/` (see
-`metrics.py`), `checkpoints/<epoch>/` (Orbax), `log.txt`, `train.lock` while a run trains in it,
-and after evaluation `eval.json` and `figures/`. A run with vmapped members (`config.vmap`) also
+`metrics.py`), `checkpoints/<epoch>/` (Orbax; one that does not restore is moved to
+`checkpoints_damaged/<epoch>/` when the run resumes), `log.txt`, `train.lock` while a run trains in
+it, and after evaluation `eval.json` and `figures/`. A run with vmapped members (`config.vmap`) also
 has one such directory per member under `members/<name>/`. `RunDir` is an open run directory
 (checkpoints and metrics) as training writes it; `restore_params` reads a trained model back.
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import json
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -32,12 +35,15 @@ import orbax.checkpoint as ocp
 from autoencoders import data, metrics, models, optim, sweeps
 
 CONFIG_FILE = "config.json"
+# What every config.json holds (`configs.common.base_config`): readers index these sections.
+CONFIG_SECTIONS = ("model", "likelihood", "network", "data", "optimizer", "train", "checkpoint")
 METRICS_FILE = metrics.METRICS_FILE
 LOCK_FILE = "train.lock"
 LOG_FILE = "log.txt"
 EVAL_FILE = "eval.json"
 FIGURES_DIR = "figures"
 CHECKPOINTS_DIR = "checkpoints"
+DAMAGED_DIR = "checkpoints_damaged"  # checkpoints that could not be restored, moved aside
 MEMBERS_DIR = "members"
 
 
@@ -66,13 +72,13 @@ def write_or_check_config(config, workdir: str, allow_config_change: bool) -> No
     path = os.path.join(workdir, CONFIG_FILE)
     current = config_json(config)
     if os.path.exists(path):
-        old, new = flatten(read_json(path)), flatten(current)
+        old, new = flatten(read_config_json(path)), flatten(current)
         diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
         if diff and not allow_config_change:
-            lines = "\n".join(f"  {k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
+            changes = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
             raise ValueError(
-                f"{workdir} holds a run with a different config:\n{lines}\nUse a new --workdir, "
-                "or pass --allow_config_change to resume this run with the new config."
+                f"{workdir} holds a run with a different config ({changes}): use a new "
+                "--workdir, or pass --allow_config_change to resume this run with the new config."
             )
         if not diff:
             return
@@ -91,12 +97,25 @@ def read_json(path: str) -> Any:
             raise ValueError(f"{path} is not valid JSON ({e}).") from None
 
 
+def read_config_json(path: str) -> dict[str, Any]:
+    """A run's config.json; a ValueError naming it unless it is a JSON object with a run's
+    sections (`CONFIG_SECTIONS`)."""
+    config = read_json(path)
+    if not isinstance(config, dict) or not all(
+        isinstance(config.get(k), dict) for k in CONFIG_SECTIONS
+    ):
+        raise ValueError(
+            f"{path} is not a run's config: a JSON object with {', '.join(CONFIG_SECTIONS)}."
+        )
+    return config
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
     """The resolved config a run wrote to workdir/config.json."""
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No {CONFIG_FILE} in {workdir}: not a run directory.")
-    return ml_collections.ConfigDict(read_json(path))
+    return ml_collections.ConfigDict(read_config_json(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,32 +123,131 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 # ---------------------------------------------------------------------------------------------
 
 
-def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+def checkpoint_manager(workdir: str, config, create: bool = True) -> ocp.CheckpointManager:
+    """The run's Orbax manager; `create=False` to read a workdir and leave it as it is.
+
+    A checkpoint is a step directory with Orbax's commit marker (`commit_success.txt`, written
+    as the last act of a save): Orbax lists no other, and `restore_newest` sets the others aside.
+    """
     options = ocp.CheckpointManagerOptions(
         max_to_keep=config.checkpoint.max_to_keep,
-        cleanup_tmp_directories=True,  # drops a save cut short by a kill
+        # Drops a save cut short by a kill; not a reader's job (training may be saving).
+        cleanup_tmp_directories=create,
+        create=create,
+        step_name_format=ocp.step.standard_name_format(
+            temporary_path_cls=ocp.path.atomicity.CommitFileTemporaryPath
+        ),
     )
     return ocp.CheckpointManager(
         os.path.join(os.path.abspath(workdir), CHECKPOINTS_DIR), options=options
     )
 
 
-def restore(
-    manager: ocp.CheckpointManager, state: Any, epoch: int | None = None
-) -> tuple[Any, int]:
-    """(state, epoch) from the latest checkpoint (or `epoch`'s), or (state, 0) if there is none."""
-    epoch = manager.latest_step() if epoch is None else epoch or None
-    if epoch is None:
-        return state, 0
+def restore_newest(
+    manager: ocp.CheckpointManager, state: Any, *, move_damaged: bool = True
+) -> tuple[Any, int, list[dict[str, Any]]]:
+    """(state, epoch, damaged) from the newest checkpoint that restores, or (state, 0, damaged)
+    when none does. Each one that does not, and each step directory without a commit marker, is
+    reported in one log line, recorded in `damaged` and, with `move_damaged`, moved aside
+    (`set_aside`). A checkpoint written for another model or optimizer is a ValueError."""
+    damaged = set_aside_uncommitted(manager, move=move_damaged)
+    for epoch in sorted(manager.all_steps(), reverse=True):
+        restored, why = try_restore(manager, state, epoch)
+        if not why:
+            return restored, int(epoch), damaged
+        damaged.append(set_aside(manager, epoch, why, move=move_damaged))
+    return state, 0, damaged
+
+
+def try_restore(manager: ocp.CheckpointManager, state: Any, epoch: int) -> tuple[Any, str]:
+    """(`state` as `epoch`'s checkpoint holds it, ''), or (None, why) when the checkpoint is
+    damaged: it does not restore even as the tree it was saved as. One that restores as saved but
+    not as `state` was written for another model or optimizer: a ValueError saying so."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     try:
-        restored = manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
-    except ValueError as e:
+        return manager.restore(epoch, args=ocp.args.StandardRestore(abstract)), ""
+    except Exception as e:
+        _mute_failed_reads()
+        try:
+            manager.restore(epoch, args=ocp.args.StandardRestore())  # the tree as saved
+        except Exception:
+            return None, _first_line(e)
         raise ValueError(
             f"The checkpoint of epoch {epoch} in {manager.directory} does not fit this config's "
             "model or optimizer (changed with --allow_config_change?). Use a new --workdir."
         ) from e
-    return restored, int(epoch)
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's innermost cause as `Kind: first line`, its middle cut to fit 240 characters."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = str(error).strip().splitlines() or [""]
+    text = f"{type(error).__name__}: {lines[0]}"
+    return text if len(text) <= 240 else f"{text[:150]} ... {text[-85:]}"
+
+
+@functools.cache
+def _mute_failed_reads() -> None:
+    """After a failed restore, Orbax's reads still in flight fail later, in other threads or
+    when collected, as pages of 'Exception ignored' tracebacks, although the failure was
+    already reported in one line. From the first failed restore on, those are dropped."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        read = getattr(unraisable.object, "__qualname__", "") == _ORBAX_READ
+        closed = str(unraisable.exc_value) == "Event loop is closed"
+        if not (read or closed):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(lambda record: _ORBAX_READ not in record.getMessage())
+
+
+_ORBAX_READ = "_read_array_index_and_device_put"  # Orbax's coroutine that reads one array
+
+
+def set_aside_uncommitted(
+    manager: ocp.CheckpointManager, *, move: bool = True
+) -> list[dict[str, Any]]:
+    """`set_aside` for each step directory that Orbax does not list: no commit marker (a save
+    that never completed, or a damaged checkpoint). Their records, oldest first."""
+    listed, directory = set(manager.all_steps()), str(manager.directory)
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    steps = sorted(int(n) for n in names if n.isdigit() and str(int(n)) == n)
+    why = f"no {ocp.path.atomicity.COMMIT_SUCCESS_FILE}, Orbax's mark of a complete save"
+    return [set_aside(manager, s, why, move=move) for s in steps if s not in listed]
+
+
+def set_aside(
+    manager: ocp.CheckpointManager, epoch: int, why: str, *, move: bool = True
+) -> dict[str, Any]:
+    """Logs one line about the damaged checkpoint of `epoch` and, with `move`, renames it to
+    `DAMAGED_DIR`/<epoch> beside the checkpoints (never deleted; `.1`, `.2`, ... when taken).
+    Its record for the metrics' `start` event: epoch, error, and where it was moved."""
+    directory = str(manager.directory)
+    record: dict[str, Any] = {"epoch": int(epoch), "error": why}
+    action = "skipped"
+    if move:
+        target = os.path.join(os.path.dirname(directory), DAMAGED_DIR, str(epoch))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        suffix = 0
+        while os.path.exists(target + (f".{suffix}" if suffix else "")):
+            suffix += 1
+        target += f".{suffix}" if suffix else ""
+        os.rename(os.path.join(directory, str(epoch)), target)
+        manager.reload()
+        record["moved_to"] = os.path.relpath(target, os.path.dirname(directory))
+        action = f"moved to {target}"
+    logging.warning(
+        "The checkpoint of epoch %d in %s cannot be restored (%s); %s, falling back to an "
+        "earlier one.",
+        epoch,
+        directory,
+        why,
+        action,
+    )
+    return record
 
 
 def restore_params(workdir: str, epoch: int | None = None):
@@ -142,12 +260,27 @@ def restore_params(workdir: str, epoch: int | None = None):
     tx = optim.make(config.optimizer, steps_per_epoch=1, num_epochs=config.train.num_epochs)
     example = {"x": jnp.zeros((1, *model.spec.shape)), "y": jnp.zeros((1,), jnp.int32)}
     state = model.init_state(jax.random.key(0), example, tx)
-    manager = checkpoint_manager(workdir, config)
+    manager = checkpoint_manager(workdir, config, create=False)
     try:
-        epoch = manager.latest_step() if epoch is None else epoch
-        if epoch is None:
-            raise FileNotFoundError(f"No checkpoint in {manager.directory}.")
-        state, epoch = restore(manager, state, epoch)
+        if epoch is None:  # the newest that restores; damaged ones are left for training
+            state, epoch, damaged = restore_newest(manager, state, move_damaged=False)
+            if not epoch:
+                restorable = " that restores" if damaged else ""
+                raise FileNotFoundError(f"No checkpoint{restorable} in {manager.directory}.")
+            return config, model, state.params, epoch
+        saved = sorted(manager.all_steps())
+        if epoch not in saved:
+            raise FileNotFoundError(
+                f"epoch {epoch}: no checkpoint of it in {manager.directory} (saved epochs: "
+                f"{', '.join(map(str, saved))})."
+            )
+        state, why = try_restore(manager, state, epoch)
+        if why:
+            others = ", ".join(str(e) for e in saved if e != epoch) or "none"
+            raise ValueError(
+                f"epoch {epoch}: its checkpoint in {manager.directory} cannot be restored "
+                f"({why}); other saved epochs: {others}."
+            )
     finally:
         manager.close()
     return config, model, state.params, epoch
@@ -164,13 +297,20 @@ class RunDir:
         self.manager = checkpoint_manager(workdir, config)
         self.log = metrics.MetricsLog(workdir)
         self.final: dict[str, float] = {}
+        self.damaged: list[dict[str, Any]] = []  # checkpoints set aside by `restore`
 
     def start(self, state: Any, start_epoch: int, **fields: Any) -> None:
         """The metrics log's `start` event: where training (re)starts, `fields` (the headline
-        metric and every metric's unit) and the number of parameters."""
+        metric and every metric's unit), the number of parameters and the checkpoints that
+        were set aside as damaged (`damaged_checkpoints`, when there were any)."""
         num_params = sum(p.size for p in jax.tree.leaves(state.params))
+        damaged = {"damaged_checkpoints": self.damaged} if self.damaged else {}
         self.log.event(
-            "start", resumed_from_epoch=start_epoch, **fields, num_params=int(num_params)
+            "start",
+            resumed_from_epoch=start_epoch,
+            **fields,
+            num_params=int(num_params),
+            **damaged,
         )
 
     def write_epoch(
@@ -197,11 +337,30 @@ class RunDir:
         examples_per_sec = rows["train"]["examples_per_sec"]
         logging.info("%s  %.0f examples/s  %.1f s", line, examples_per_sec, seconds)
 
-    def restore(self, state: Any, epoch: int | None = None) -> tuple[Any, int]:
-        return restore(self.manager, state, epoch)
+    def restore(self, state: Any) -> tuple[Any, int]:
+        """(state, epoch) from the newest checkpoint that restores (`restore_newest`): newer,
+        damaged ones are moved aside and recorded for `start`."""
+        state, epoch, self.damaged = restore_newest(self.manager, state)
+        return state, epoch
+
+    def restore_epoch(self, state: Any, epoch: int) -> Any | None:
+        """The state of `epoch`'s checkpoint, or None when it is damaged (then set aside and
+        recorded for `start`). For vmapped members, which resume from one epoch together."""
+        restored, why = try_restore(self.manager, state, epoch)
+        if why:
+            self.damaged.append(set_aside(self.manager, epoch, why))
+        return restored
 
     def saved_epochs(self) -> set[int]:
         return set(self.manager.all_steps())
+
+    def drop_after(self, epoch: int) -> None:
+        """Deletes the checkpoints after `epoch`: a vmapped member's, past the epoch that all
+        members resume from (a sibling's was damaged, or a kill came between the members'
+        saves). Orbax saves only steps after the latest; the resumed run redoes them exactly."""
+        for step in sorted(s for s in self.manager.all_steps() if s > epoch):
+            logging.info("%s: deleting the checkpoint of epoch %d, to redo it.", self.name, step)
+            self.manager.delete(step)
 
     def save(self, epoch: int, state: Any) -> None:
         self.manager.save(epoch, args=ocp.args.StandardSave(state))
@@ -233,8 +392,9 @@ def is_complete(config: Mapping[str, Any], workdir: str) -> bool:
     """True when the final epoch's evaluation row and checkpoint are written."""
     num_epochs = config["train"]["num_epochs"]
     metrics_path = os.path.join(workdir, METRICS_FILE)
-    if not os.path.isdir(os.path.join(workdir, CHECKPOINTS_DIR, str(num_epochs))):
-        return False  # Orbax renames a checkpoint to its step only once it is complete
+    final = os.path.join(workdir, CHECKPOINTS_DIR, str(num_epochs))
+    if not os.path.exists(os.path.join(final, ocp.path.atomicity.COMMIT_SUCCESS_FILE)):
+        return False  # Orbax's commit marker: the last file of a complete checkpoint
     if not os.path.exists(metrics_path):
         return False
     return num_epochs in metrics.latest_by_epoch(metrics_path, config["data"]["eval_split"])

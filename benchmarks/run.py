@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import flags
 
 from autoencoders import data, density, epoch, models, optim, threefry
 from autoencoders.evaluation import option
@@ -849,12 +849,10 @@ def machine_contention(
 
 
 def main(argv: Sequence[str]) -> None:
-    """`app.run`'s main: the flags are parsed; registers the Threefry lowering, as every entry
+    """`cli.run`'s main: the flags are parsed; registers the Threefry lowering, as every entry
     point does, then runs the benchmarks."""
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    with cli.user_errors(ValueError):  # a bad flag value: one line
-        settings = cli.dataclass_from_flags(Settings, _FLAGS)
+    cli.no_stray_arguments(argv)
+    settings = cli.dataclass_from_flags(Settings, _FLAGS)
     threefry.register_unrolled_cpu_lowering()
     run_benchmarks(settings, given_flags())
 
@@ -928,4 +926,4 @@ def run_benchmarks(args: Settings, command_flags: Sequence[str] = ()) -> str:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -52,7 +52,12 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
                 raise ValueError(f"Config argument {key}={value!r}: must be true or false.")
             result[key] = value.lower() in ("true", "1")
         else:
-            result[key] = kind(value)
+            try:
+                result[key] = kind(value)
+            except ValueError:
+                raise ValueError(
+                    f"Config argument {key}={value!r}: must be of type {kind.__name__}."
+                ) from None
     return result
 
 

@@ -1,13 +1,15 @@
 """What every command shares: its start (no stray arguments, INFO logging without library noise,
-the faster CPU lowering of JAX's random bits), how it reports the errors a user fixes (a config, a
-path): one line, no stack trace, and flags generated from an options dataclass."""
+the faster CPU lowering of JAX's random bits), how it reports errors (`run`: one line naming the
+flag, field or file, no stack trace, unless --debug), checks of its path flags before any work,
+and flags generated from an options dataclass."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
+import os
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from absl import app, flags, logging
@@ -15,13 +17,31 @@ from absl import app, flags, logging
 from autoencoders import threefry
 from autoencoders import workdir as workdirs
 
+DEBUG_ENV = "AUTOENCODERS_DEBUG"
+flags.DEFINE_bool("debug", False, f"On an error, show its traceback (or set {DEBUG_ENV}=1).")
+
+# Errors about the user's input or files; any other kind is named in the line (a bug, likely).
+_USER_ERRORS = (
+    ValueError,
+    OSError,
+    FloatingPointError,
+    flags.Error,
+    app.UsageError,
+    workdirs.WorkdirInUse,
+)
+
 
 def start(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    no_stray_arguments(argv)
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(workdirs.QuietLibraries())
     register_threefry()
+
+
+def no_stray_arguments(argv: list[str]) -> None:
+    """A UsageError for arguments absl left over (everything a command takes is a --flag)."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {' '.join(argv[1:])}: give options as --flags.")
 
 
 def register_threefry() -> bool:
@@ -31,14 +51,62 @@ def register_threefry() -> bool:
     return threefry.register_unrolled_cpu_lowering()
 
 
-@contextlib.contextmanager
-def user_errors(*error_types: type[Exception]) -> Iterator[None]:
-    """Turns these errors into a logged line and exit status 1 ("error: ...")."""
-    try:
-        yield
-    except error_types as e:
-        logging.error("%s", e)
-        raise SystemExit(f"error: {e}") from None
+# ---------------------------------------------------------------------------------------------
+# Running a command: every error one line
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, errors raised (`run` prints them) instead of printed with usage."""
+    return flags.FLAGS(argv)
+
+
+def run(main: Callable[[list[str]], None], parse: Callable = parse_flags) -> None:
+    """`app.run(main)` with the flags read by `parse`; see `call`."""
+    app.run(_one_line_errors(main), flags_parser=_one_line_errors(parse))
+
+
+def call(main: Callable[[list[str]], None], argv: list[str], parse: Callable = parse_flags):
+    """What `run` does, in this process and without absl's once-per-process set-up: an error in
+    `parse` or `main` exits with status 1 and one line, `error: <message>`, printed once; with
+    --debug or AUTOENCODERS_DEBUG=1 it is raised with its traceback instead."""
+    return _one_line_errors(main)(_one_line_errors(parse)(argv))
+
+
+def _one_line_errors(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as e:
+            if flags.FLAGS["debug"].value or os.environ.get(DEBUG_ENV) == "1":
+                raise
+            raise SystemExit(f"error: {_one_line(e)}") from None
+
+    return wrapper
+
+
+def _one_line(error: Exception) -> str:
+    """An error's message on one line; the kind of error too unless it is one of the user's."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    if isinstance(error, _USER_ERRORS):
+        return text
+    return f"{': '.join(filter(None, [type(error).__name__, text]))} (--debug shows the traceback)"
+
+
+def check_writable_dir(flag: str, path: str) -> None:
+    """ValueError naming `--flag` unless `path` is a directory this process can write in, or can
+    be made (its nearest existing parent is such a directory)."""
+    if not path:
+        raise ValueError(f"--{flag} is empty: give a directory.")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    what = "" if existing == os.path.abspath(path) else f" (its parent {existing})"
+    if not os.path.isdir(existing):
+        raise ValueError(f"--{flag}={path}{what} is a file; it must be a directory.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--{flag}={path}{what} is not writable; choose one you can write in.")
 
 
 # ---------------------------------------------------------------------------------------------

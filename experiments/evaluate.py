@@ -9,13 +9,20 @@ Works on a finished run or on one still training (its latest checkpoint). See
 tuples are comma lists (`--report_ks=1,10`).
 """
 
-from absl import app, flags, logging
+from autoencoders import interrupts
 
-from autoencoders import evaluation
-from experiments import cli
+if __name__ == "__main__":  # first, before the slow imports below: no SIGINT or SIGTERM is lost
+    interrupts.install()
+
+from absl import flags, logging  # noqa: E402
+
+from autoencoders import evaluation  # noqa: E402
+from experiments import cli  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run's directory (config.json, checkpoints/).")
-_EPOCH = flags.DEFINE_integer("epoch", None, "Checkpoint to evaluate; default the latest.")
+_EPOCH = flags.DEFINE_integer(
+    "epoch", None, "Checkpoint to evaluate; default the latest.", lower_bound=1
+)
 _OPTIONS = cli.define_dataclass_flags(evaluation.Options)
 for _name in _OPTIONS:
     flags.declare_key_flag(_name)  # listed by --help, as this module's own flags
@@ -41,14 +48,15 @@ def options_from_flags() -> evaluation.Options:
     return cli.dataclass_from_flags(evaluation.Options, _OPTIONS, **overrides)
 
 
+@interrupts.exits_cleanly(at_once=True)  # nothing to save: SIGINT or SIGTERM stops it at once
 def main(argv: list[str]) -> None:
     cli.start(argv)
-    with cli.user_errors(ValueError, FileNotFoundError):
-        options = options_from_flags()
-        results = evaluation.evaluate_run(_WORKDIR.value, options, _EPOCH.value)
+    options = options_from_flags()
+    cli.check_writable_dir("workdir", _WORKDIR.value)
+    results = evaluation.evaluate_run(_WORKDIR.value, options, _EPOCH.value)
     logging.info("%s", evaluation.summary(results))
     logging.info("Wrote %s/eval.json", _WORKDIR.value)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -19,26 +19,28 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from autoencoders import results
 from experiments import cli
 
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "The sweep's directory (with manifest.json).")
 _OUT = flags.DEFINE_string("out", "", "Where to write the report (default <sweep_dir>/report).")
-_X = flags.DEFINE_string("x", "latent_dim", "The swept key (short name) on the plots' x axis.")
+_X = flags.DEFINE_string(
+    "x", None, "A swept key (short name), the plots' x axis; default latent_dim where it is swept."
+)
 flags.mark_flags_as_required(["sweep_dir"])
 
 
 def main(argv: list[str]) -> None:
-    del argv
+    cli.start(argv)
     out = _OUT.value or os.path.join(_SWEEP_DIR.value, "report")
-    with cli.user_errors(ValueError, FileNotFoundError):
-        paths = results.write_report(_SWEEP_DIR.value, out, _X.value)
+    cli.check_writable_dir("out", out)
+    paths = results.write_report(_SWEEP_DIR.value, out, _X.value)
     with open(paths[0]) as f:
         print(f.read())
     print("\n".join(paths))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

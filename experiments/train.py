@@ -3,15 +3,20 @@
   python -m experiments.train --config=configs/vae.py --workdir=runs/vae \
       --config.model.latent_dim=2
 
-Re-running the same command resumes from the latest checkpoint in --workdir.
+Re-running the same command resumes from the latest checkpoint in --workdir. SIGINT (Ctrl-C) or
+SIGTERM stops it at the next epoch boundary, with that epoch saved; the same signal again, at once.
 """
 
-from absl import app, flags
-from ml_collections import config_flags
+from autoencoders import interrupts
 
-from autoencoders import training
-from autoencoders import workdir as workdirs
-from experiments import cli
+if __name__ == "__main__":  # first, before the slow imports below: no SIGINT or SIGTERM is lost
+    interrupts.install()
+
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from autoencoders import launch, training  # noqa: E402
+from experiments import cli  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file.", lock_config=True
@@ -23,27 +28,25 @@ _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+@interrupts.exits_cleanly()
 def main(argv: list[str]) -> None:
     cli.start(argv)
-    # Config and data errors, a diverged run, and a workdir another run is training in are the
-    # user's to fix: a message, not a trace.
-    with cli.user_errors(ValueError, FloatingPointError, workdirs.WorkdirInUse):
-        training.train_and_evaluate(
-            _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value
-        )
+    cli.check_writable_dir("workdir", _WORKDIR.value)
+    training.train_and_evaluate(
+        _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value
+    )
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, with config errors (unknown field, bad type) as one clear line."""
+    """`cli.parse_flags`, with the config file's errors (no such file, a refused argument) and the
+    overrides' (no such field) as one line naming the flag (`launch.config_flag_message`)."""
     try:
-        return app.parse_flags_with_usage(argv)
-    except AttributeError as e:  # ml_collections: an override names no existing field
-        cause = e.args[0] if e.args else e
-        detail = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
-        raise SystemExit(f"error: no such config field {detail}") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+        rest = cli.parse_flags(argv)
+        _CONFIG.value.keys()  # a config file that failed to load raises only when read
+    except (flags.Error, KeyError, AttributeError, OSError, SyntaxError) as e:
+        raise ValueError(launch.config_flag_message(e, argv)) from e
+    return rest
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    cli.run(main, parse_flags)
