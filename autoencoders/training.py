@@ -140,6 +140,7 @@ def train_and_evaluate(
     """
     check_config(config)
     os.makedirs(workdir, exist_ok=True)
+    workdirs.config_changes(config, workdir, allow_config_change)  # a refusal changes nothing
     with workdirs.lock(workdir), workdirs.file_log(workdir), _vmapped_fields_are_traced(config):
         workdirs.write_or_check_config(config, workdir, allow_config_change)
         members.write_configs(config, workdir, allow_config_change)

@@ -67,25 +67,36 @@ def config_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
     return json.loads(config.to_json_best_effort())
 
 
-def write_or_check_config(config, workdir: str, allow_config_change: bool) -> None:
-    """Writes workdir/config.json; on resume, refuses a different config unless allowed."""
+def config_changes(config, workdir: str, allow_config_change: bool) -> list[str] | None:
+    """The fields in which `config` differs from the run in `workdir` (None: no run there yet);
+    a ValueError naming them unless `allow_config_change`. Reads only: training calls it before
+    it takes the workdir's lock, so a refused run changes nothing."""
     path = os.path.join(workdir, CONFIG_FILE)
-    current = config_json(config)
-    if os.path.exists(path):
-        old, new = flatten(read_config_json(path)), flatten(current)
-        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        if diff and not allow_config_change:
-            changes = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
-            raise ValueError(
-                f"{workdir} holds a run with a different config ({changes}): use a new "
-                "--workdir, or pass --allow_config_change to resume this run with the new config."
-            )
+    if not os.path.exists(path):
+        return None
+    old, new = flatten(read_config_json(path)), flatten(config_json(config))
+    diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if diff and not allow_config_change:
+        changes = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
+        raise ValueError(
+            f"{workdir} holds a run with a different config ({changes}): use a new "
+            "--workdir, or pass --allow_config_change to resume this run with the new config."
+        )
+    return diff
+
+
+def write_or_check_config(config, workdir: str, allow_config_change: bool) -> None:
+    """Writes workdir/config.json; on resume, refuses a different config unless allowed (and
+    keeps the old one as config.<time>.json when allowed)."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    diff = config_changes(config, workdir, allow_config_change)
+    if diff is not None:
         if not diff:
             return
         logging.warning("Resuming with a changed config: %s", ", ".join(diff))
         os.replace(path, os.path.join(workdir, f"config.{int(time.time())}.json"))
     with open(path, "w") as f:
-        json.dump(current, f, indent=2)
+        json.dump(config_json(config), f, indent=2)
 
 
 def read_json(path: str) -> Any:

@@ -106,12 +106,9 @@ def run_command(command: str, argv: list[str], monkeypatch, capfd) -> tuple[int,
 
 
 def snapshot(root: pathlib.Path) -> dict[str, tuple]:
-    """Every file (size, mtime, sha1) and directory under root. train.lock is left out: a refused
-    start may have claimed the lock, which records its process."""
+    """Every file (size, mtime, sha1) and directory under root."""
     state = {}
     for path in sorted(root.rglob("*")):
-        if path.name == "train.lock":
-            continue
         if path.is_dir():
             state[str(path.relative_to(root))] = ("dir",)
         else:
