@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from autoencoders import epoch, models, optim, parallel, sweeps
+from autoencoders import checkpoints, epoch, models, optim, parallel, sweeps
 from autoencoders import workdir as workdirs
 
 Array = jax.Array
@@ -203,7 +203,7 @@ class MemberDirs:
         later checkpoints are redone."""
         states = unstack(state, len(self.dirs))
         for d in self.dirs:
-            d.damaged = workdirs.set_aside_uncommitted(d.manager)
+            d.damaged = checkpoints.set_aside_uncommitted(d.manager)
         while start_epoch := max(
             set.intersection(*(d.saved_epochs() for d in self.dirs)), default=0
         ):

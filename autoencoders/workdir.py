@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import functools
 import json
 import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -32,7 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 
-from autoencoders import data, metrics, models, optim, sweeps
+from autoencoders import checkpoints, data, metrics, models, optim, sweeps
 
 CONFIG_FILE = "config.json"
 # What every config.json holds (`configs.common.base_config`): readers index these sections.
@@ -42,8 +40,7 @@ LOCK_FILE = "train.lock"
 LOG_FILE = "log.txt"
 EVAL_FILE = "eval.json"
 FIGURES_DIR = "figures"
-CHECKPOINTS_DIR = "checkpoints"
-DAMAGED_DIR = "checkpoints_damaged"  # checkpoints that could not be restored, moved aside
+CHECKPOINTS_DIR = checkpoints.CHECKPOINTS_DIR
 MEMBERS_DIR = "members"
 
 
@@ -130,135 +127,8 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoints
+# A restored run
 # ---------------------------------------------------------------------------------------------
-
-
-def checkpoint_manager(workdir: str, config, create: bool = True) -> ocp.CheckpointManager:
-    """The run's Orbax manager; `create=False` to read a workdir and leave it as it is.
-
-    A checkpoint is a step directory with Orbax's commit marker (`commit_success.txt`, written
-    as the last act of a save): Orbax lists no other, and `restore_newest` sets the others aside.
-    """
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=config.checkpoint.max_to_keep,
-        # Drops a save cut short by a kill; not a reader's job (training may be saving).
-        cleanup_tmp_directories=create,
-        create=create,
-        step_name_format=ocp.step.standard_name_format(
-            temporary_path_cls=ocp.path.atomicity.CommitFileTemporaryPath
-        ),
-    )
-    return ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), CHECKPOINTS_DIR), options=options
-    )
-
-
-def restore_newest(
-    manager: ocp.CheckpointManager, state: Any, *, move_damaged: bool = True
-) -> tuple[Any, int, list[dict[str, Any]]]:
-    """(state, epoch, damaged) from the newest checkpoint that restores, or (state, 0, damaged)
-    when none does. Each one that does not, and each step directory without a commit marker, is
-    reported in one log line, recorded in `damaged` and, with `move_damaged`, moved aside
-    (`set_aside`). A checkpoint written for another model or optimizer is a ValueError."""
-    damaged = set_aside_uncommitted(manager, move=move_damaged)
-    for epoch in sorted(manager.all_steps(), reverse=True):
-        restored, why = try_restore(manager, state, epoch)
-        if not why:
-            return restored, int(epoch), damaged
-        damaged.append(set_aside(manager, epoch, why, move=move_damaged))
-    return state, 0, damaged
-
-
-def try_restore(manager: ocp.CheckpointManager, state: Any, epoch: int) -> tuple[Any, str]:
-    """(`state` as `epoch`'s checkpoint holds it, ''), or (None, why) when the checkpoint is
-    damaged: it does not restore even as the tree it was saved as. One that restores as saved but
-    not as `state` was written for another model or optimizer: a ValueError saying so."""
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    try:
-        return manager.restore(epoch, args=ocp.args.StandardRestore(abstract)), ""
-    except Exception as e:
-        _mute_failed_reads()
-        try:
-            manager.restore(epoch, args=ocp.args.StandardRestore())  # the tree as saved
-        except Exception:
-            return None, _first_line(e)
-        raise ValueError(
-            f"The checkpoint of epoch {epoch} in {manager.directory} does not fit this config's "
-            "model or optimizer (changed with --allow_config_change?). Use a new --workdir."
-        ) from e
-
-
-def _first_line(error: BaseException) -> str:
-    """An error's innermost cause as `Kind: first line`, its middle cut to fit 240 characters."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    lines = str(error).strip().splitlines() or [""]
-    text = f"{type(error).__name__}: {lines[0]}"
-    return text if len(text) <= 240 else f"{text[:150]} ... {text[-85:]}"
-
-
-@functools.cache
-def _mute_failed_reads() -> None:
-    """After a failed restore, Orbax's reads still in flight fail later, in other threads or
-    when collected, as pages of 'Exception ignored' tracebacks, although the failure was
-    already reported in one line. From the first failed restore on, those are dropped."""
-    previous = sys.unraisablehook
-
-    def hook(unraisable: Any) -> None:
-        read = getattr(unraisable.object, "__qualname__", "") == _ORBAX_READ
-        closed = str(unraisable.exc_value) == "Event loop is closed"
-        if not (read or closed):
-            previous(unraisable)
-
-    sys.unraisablehook = hook
-    logging.getLogger("asyncio").addFilter(lambda record: _ORBAX_READ not in record.getMessage())
-
-
-_ORBAX_READ = "_read_array_index_and_device_put"  # Orbax's coroutine that reads one array
-
-
-def set_aside_uncommitted(
-    manager: ocp.CheckpointManager, *, move: bool = True
-) -> list[dict[str, Any]]:
-    """`set_aside` for each step directory that Orbax does not list: no commit marker (a save
-    that never completed, or a damaged checkpoint). Their records, oldest first."""
-    listed, directory = set(manager.all_steps()), str(manager.directory)
-    names = os.listdir(directory) if os.path.isdir(directory) else []
-    steps = sorted(int(n) for n in names if n.isdigit() and str(int(n)) == n)
-    why = f"no {ocp.path.atomicity.COMMIT_SUCCESS_FILE}, Orbax's mark of a complete save"
-    return [set_aside(manager, s, why, move=move) for s in steps if s not in listed]
-
-
-def set_aside(
-    manager: ocp.CheckpointManager, epoch: int, why: str, *, move: bool = True
-) -> dict[str, Any]:
-    """Logs one line about the damaged checkpoint of `epoch` and, with `move`, renames it to
-    `DAMAGED_DIR`/<epoch> beside the checkpoints (never deleted; `.1`, `.2`, ... when taken).
-    Its record for the metrics' `start` event: epoch, error, and where it was moved."""
-    directory = str(manager.directory)
-    record: dict[str, Any] = {"epoch": int(epoch), "error": why}
-    action = "skipped"
-    if move:
-        target = os.path.join(os.path.dirname(directory), DAMAGED_DIR, str(epoch))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        suffix = 0
-        while os.path.exists(target + (f".{suffix}" if suffix else "")):
-            suffix += 1
-        target += f".{suffix}" if suffix else ""
-        os.rename(os.path.join(directory, str(epoch)), target)
-        manager.reload()
-        record["moved_to"] = os.path.relpath(target, os.path.dirname(directory))
-        action = f"moved to {target}"
-    logging.warning(
-        "The checkpoint of epoch %d in %s cannot be restored (%s); %s, falling back to an "
-        "earlier one.",
-        epoch,
-        directory,
-        why,
-        action,
-    )
-    return record
 
 
 def restore_params(workdir: str, epoch: int | None = None):
@@ -271,10 +141,10 @@ def restore_params(workdir: str, epoch: int | None = None):
     tx = optim.make(config.optimizer, steps_per_epoch=1, num_epochs=config.train.num_epochs)
     example = {"x": jnp.zeros((1, *model.spec.shape)), "y": jnp.zeros((1,), jnp.int32)}
     state = model.init_state(jax.random.key(0), example, tx)
-    manager = checkpoint_manager(workdir, config, create=False)
+    manager = checkpoints.checkpoint_manager(workdir, config, create=False)
     try:
         if epoch is None:  # the newest that restores; damaged ones are left for training
-            state, epoch, damaged = restore_newest(manager, state, move_damaged=False)
+            state, epoch, damaged = checkpoints.restore_newest(manager, state, move_damaged=False)
             if not epoch:
                 restorable = " that restores" if damaged else ""
                 raise FileNotFoundError(f"No checkpoint{restorable} in {manager.directory}.")
@@ -285,7 +155,7 @@ def restore_params(workdir: str, epoch: int | None = None):
                 f"epoch {epoch}: no checkpoint of it in {manager.directory} (saved epochs: "
                 f"{', '.join(map(str, saved))})."
             )
-        state, why = try_restore(manager, state, epoch)
+        state, why = checkpoints.try_restore(manager, state, epoch)
         if why:
             others = ", ".join(str(e) for e in saved if e != epoch) or "none"
             raise ValueError(
@@ -305,7 +175,7 @@ class RunDir:
         self.workdir = workdir
         self.name = name  # a vmapped member's name; '' for a plain run
         self.num_epochs = config.train.num_epochs
-        self.manager = checkpoint_manager(workdir, config)
+        self.manager = checkpoints.checkpoint_manager(workdir, config)
         self.log = metrics.MetricsLog(workdir)
         self.final: dict[str, float] = {}
         self.damaged: list[dict[str, Any]] = []  # checkpoints set aside by `restore`
@@ -351,15 +221,15 @@ class RunDir:
     def restore(self, state: Any) -> tuple[Any, int]:
         """(state, epoch) from the newest checkpoint that restores (`restore_newest`): newer,
         damaged ones are moved aside and recorded for `start`."""
-        state, epoch, self.damaged = restore_newest(self.manager, state)
+        state, epoch, self.damaged = checkpoints.restore_newest(self.manager, state)
         return state, epoch
 
     def restore_epoch(self, state: Any, epoch: int) -> Any | None:
         """The state of `epoch`'s checkpoint, or None when it is damaged (then set aside and
         recorded for `start`). For vmapped members, which resume from one epoch together."""
-        restored, why = try_restore(self.manager, state, epoch)
+        restored, why = checkpoints.try_restore(self.manager, state, epoch)
         if why:
-            self.damaged.append(set_aside(self.manager, epoch, why))
+            self.damaged.append(checkpoints.set_aside(self.manager, epoch, why))
         return restored
 
     def saved_epochs(self) -> set[int]:

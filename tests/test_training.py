@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from autoencoders import data, epoch, metrics, models, optim, training
+from autoencoders import checkpoints, data, epoch, metrics, models, optim, training
 from autoencoders import workdir as workdirs
 from tests.helpers import assert_resume_matches, tiny_config
 
@@ -126,7 +126,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     config.optimizer.learning_rate = 1e30
     with pytest.raises(FloatingPointError, match=r"epoch 2.*last good checkpoint \(epoch 1\)"):
         training.train_and_evaluate(config, str(tmp_path), allow_config_change=True)
-    manager = workdirs.checkpoint_manager(str(tmp_path), config)
+    manager = checkpoints.checkpoint_manager(str(tmp_path), config)
     assert manager.latest_step() == 1
     manager.close()
 
