@@ -80,6 +80,11 @@ def member_config(config, member: dict[str, Any]) -> ml_collections.ConfigDict:
     return member_cfg
 
 
+def vmapped(config) -> bool:
+    """Whether `config.vmap` asks for members."""
+    return bool(sweeps.vmap_members(config.get("vmap")))
+
+
 def member_configs(config) -> list[ml_collections.ConfigDict]:
     """Every member's config (none for a plain run)."""
     return [member_config(config, m) for m in sweeps.vmap_members(config.get("vmap"))]

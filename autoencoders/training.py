@@ -140,11 +140,12 @@ def train_and_evaluate(
     """
     check_config(config)
     os.makedirs(workdir, exist_ok=True)
-    workdirs.config_changes(config, workdir, allow_config_change)  # a refusal changes nothing
+    # Checked before the lock is taken, so a refused run changes nothing in the workdir.
+    changes = workdirs.config_changes(config, workdir, allow_config_change)
     with workdirs.lock(workdir), workdirs.file_log(workdir), _vmapped_fields_are_traced(config):
-        workdirs.write_or_check_config(config, workdir, allow_config_change)
+        workdirs.write_config(config, workdir, changes)
         members.write_configs(config, workdir, allow_config_change)
-        vmapped = bool(members.member_configs(config))
+        vmapped = members.vmapped(config)
         run = setup(config, data_parallel=not vmapped)
         model, num_epochs = run.model, config.train.num_epochs
         root = jax.random.key(config.seed)

@@ -83,14 +83,18 @@ def config_changes(config, workdir: str, allow_config_change: bool) -> list[str]
 
 
 def write_or_check_config(config, workdir: str, allow_config_change: bool) -> None:
-    """Writes workdir/config.json; on resume, refuses a different config unless allowed (and
-    keeps the old one as config.<time>.json when allowed)."""
+    """Writes workdir/config.json; on resume, refuses a different config unless allowed."""
+    write_config(config, workdir, config_changes(config, workdir, allow_config_change))
+
+
+def write_config(config, workdir: str, changes: list[str] | None) -> None:
+    """Writes workdir/config.json, given `config_changes`: for a new run, or for a changed one
+    (the old file kept as config.<time>.json); an unchanged one is left as it is."""
     path = os.path.join(workdir, CONFIG_FILE)
-    diff = config_changes(config, workdir, allow_config_change)
-    if diff is not None:
-        if not diff:
+    if changes is not None:
+        if not changes:
             return
-        logging.warning("Resuming with a changed config: %s", ", ".join(diff))
+        logging.warning("Resuming with a changed config: %s", ", ".join(changes))
         os.replace(path, os.path.join(workdir, f"config.{int(time.time())}.json"))
     with open(path, "w") as f:
         json.dump(config_json(config), f, indent=2)
