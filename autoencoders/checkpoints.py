@@ -64,10 +64,10 @@ def try_restore(manager: ocp.CheckpointManager, state: Any, epoch: int) -> tuple
     damaged: it does not restore even as the tree it was saved as. One that restores as saved but
     not as `state` was written for another model or optimizer: a ValueError saying so."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    _mute_failed_reads()  # before the restore: a failed read can be logged before it raises
     try:
         return manager.restore(epoch, args=ocp.args.StandardRestore(abstract)), ""
     except Exception as e:
-        _mute_failed_reads()
         try:
             manager.restore(epoch, args=ocp.args.StandardRestore())  # the tree as saved
         except Exception:
@@ -90,8 +90,8 @@ def _first_line(error: BaseException) -> str:
 @functools.cache
 def _mute_failed_reads() -> None:
     """After a failed restore, Orbax's reads still in flight fail later, in other threads or
-    when collected, as pages of 'Exception ignored' tracebacks, although the failure was
-    already reported in one line. From the first failed restore on, those are dropped."""
+    when collected, as pages of 'Exception ignored' tracebacks, although the failure is
+    reported in one line. Those are dropped (a read that fails always fails its restore too)."""
     previous = sys.unraisablehook
 
     def hook(unraisable: Any) -> None:
