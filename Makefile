@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-all lint demo clean
+.PHONY: setup browser test test-all lint demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"'
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Debian's headless Chromium and chromedriver, for the report.html browser tests (they skip without).
+browser:
+	tools/chromium.sh install
 
 test: $(STAMP)
 	$(PY) -m pytest -q

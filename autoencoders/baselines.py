@@ -12,6 +12,7 @@ same size and on raw pixels (`representation`, built on `probe_accuracies`). Eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -106,12 +107,27 @@ def baseline_embeddings(x: np.ndarray, seed: int, n_neighbors: int = 10) -> dict
 
 def latent_to_2d(latents: np.ndarray, method: str, seed: int) -> np.ndarray:
     """2-D latents as they are; higher-dimensional ones projected by PCA or t-SNE."""
+    return latent_plane(latents, method, seed)[0]
+
+
+def latent_plane(
+    latents: np.ndarray, method: str, seed: int
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray] | None]:
+    """(the latents in 2-D, the map from that plane back to latent space, or None).
+
+    2-D latents: themselves and the identity (1-D ones: on the line y = 0). PCA: the plane
+    through the codes' mean spanned by their two principal directions, and its inverse. t-SNE
+    has no inverse: None."""
     latents = np.asarray(latents, np.float64)
     if latents.shape[1] <= 2:
-        return latents
+        dim = latents.shape[1]
+        points = np.pad(latents, ((0, 0), (0, 2 - dim)))
+        return points, lambda plane: np.asarray(plane, np.float64)[:, :dim]
     if method == "tsne":
-        return manifold.TSNE(n_components=2, init="pca", random_state=seed).fit_transform(latents)
-    return decomposition.PCA(n_components=2).fit_transform(latents)
+        tsne = manifold.TSNE(n_components=2, init="pca", random_state=seed)
+        return tsne.fit_transform(latents), None
+    pca = decomposition.PCA(n_components=2).fit(latents)
+    return pca.transform(latents), pca.inverse_transform
 
 
 def latent_method_name(latent_dim: int, method: str) -> str:

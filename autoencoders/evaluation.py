@@ -10,13 +10,14 @@
 - **Representation** (`baselines.py`): linear-probe and kNN accuracy on latent means, on PCA
   features of the same size and on raw pixels.
 - **Figures** (`figures.py`): those that apply to the model, drawn by `plots.py`.
+- **report.html** (`pages.py`): all of it on one self-contained page, with a latent explorer.
 
 This module ties them to a restored run (`load_run`): `evaluate_run(workdir, options)` runs the
-parts of `Options.parts` and writes `workdir/eval.json` and `workdir/figures/*.png`; each part is
-also a function of arrays in its module, for notebooks. Images are the model's input as training
-made it (`data.preprocess` with a fixed key): grey levels in [0, 1], or binarized / dequantized
-once. Every number in eval.json carries its unit, and every random choice comes from
-`Options.seed`, so the same seed gives the same numbers.
+parts of `Options.parts` and writes `workdir/eval.json`, `workdir/figures/*.png` and
+`workdir/report.html`; each part is also a function of arrays in its module, for notebooks.
+Images are the model's input as training made it (`data.preprocess` with a fixed key): grey
+levels in [0, 1], or binarized / dequantized once. Every number in eval.json carries its unit,
+and every random choice comes from `Options.seed`, so the same seed gives the same numbers.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from autoencoders import baselines, data, density, figures, models
+from autoencoders import baselines, data, density, figures, models, pages
 from autoencoders import workdir as workdirs
 from autoencoders.models import base
 from autoencoders.quantities import (
@@ -316,6 +317,7 @@ def evaluate_run(
     with open(path + ".tmp", "w") as f:  # then renamed: a kill never leaves half a file
         json.dump(results, f, indent=2)
     os.replace(path + ".tmp", path)
+    pages.write_run_page(run, results, options, embeddings)  # report.html, from eval.json
     return results
 
 

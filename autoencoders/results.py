@@ -30,7 +30,7 @@ from autoencoders import workdir as workdirs
 SEED_KEY = "seed"
 # Bookkeeping that training logs beside the results; not in the tables (unless the headline).
 BOOKKEEPING = ("loss", "examples_per_sec", "learning_rate")
-_ROW_FIELDS = ("step", "epoch", "split", "time")
+ROW_FIELDS = ("step", "epoch", "split", "time")
 
 
 def short_unit(text: str) -> str:
@@ -111,7 +111,7 @@ def load_result(run_id: int, workdir: str, setting: Mapping[str, Any]) -> Result
     final, units = {}, {}
     train_row = metrics.latest_by_epoch(metrics_path, "train").get(epoch, {})
     for split, row in ((eval_split, evaluated[epoch]), ("train", train_row)):
-        names = [k for k in row if k not in _ROW_FIELDS and (k == headline or k not in BOOKKEEPING)]
+        names = [k for k in row if k not in ROW_FIELDS and (k == headline or k not in BOOKKEEPING)]
         for k in sorted(names, key=lambda k: (order.get(k, len(order)), k)):
             final[f"{split}/{k}"], units[f"{split}/{k}"] = row[k], term_units.get(k, "")
     eval_values, eval_units = _eval_json(os.path.join(workdir, workdirs.EVAL_FILE))
@@ -303,7 +303,7 @@ def lines_by(results: Sequence[Result], x_key: str) -> dict[str, list[Result]]:
     return lines
 
 
-def _order(value: Any) -> tuple[int, Any]:
+def value_order(value: Any) -> tuple[int, Any]:
     """Numbers in numeric order, then anything else by its text."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
     return (0, value) if number else (1, sweeps.value_text(value))
@@ -325,7 +325,7 @@ def headline_vs(results: Sequence[Result], x_key: str, path: str) -> str:
             value = r.final.get(f"{split}/{r.headline}")
             if value is not None:
                 points.setdefault(r.setting[x_key], []).append(value)
-        xs = sorted(points, key=_order)
+        xs = sorted(points, key=value_order)
         stats = [mean_std(points[x]) for x in xs]
         panels.append(
             plots.Panel(
@@ -361,7 +361,7 @@ def headline_curves(results: Sequence[Result], x_key: str, title: str, path: str
         f"{sweeps.short_key(x_key)}={sweeps.value_text(x)}": {
             s: curve(r, s, r.headline) for s in (split, "train")
         }
-        for x, r in sorted(by_x.items(), key=lambda item: _order(item[0]))
+        for x, r in sorted(by_x.items(), key=lambda item: value_order(item[0]))
     }
     y_label = " / ".join(dict.fromkeys(_headline_label(r, split) for r in by_x.values()))
     heading = f"{title}: {split} and train headline metric vs training examples seen"
