@@ -4,9 +4,10 @@
 `status` (the config its command builds, parsed by the same config_flags code training uses,
 against the workdir's config.json and final checkpoint), skips finished runs and hands the rest
 to a `Backend`. `LocalBackend` runs them as parallel child processes on this machine, each
-writing its output to `<workdir>/launch.log`; a cluster backend submits the same commands as
-jobs. A run that cannot start (a bad override) is reported like a failed one, with its error in
-its log. The plan itself comes from `sweeps.py`.
+writing its output to `<workdir>/launch.log`; the cluster backends (`cluster.py`: SLURM, Ray)
+run the same commands as jobs or tasks, with the same log. A run that cannot start (a bad
+override) is reported like a failed one, with its error in its log. The plan itself comes from
+`sweeps.py`.
 """
 
 from __future__ import annotations
@@ -126,17 +127,24 @@ def status(run: Run) -> str:
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     run: Run
-    returncode: int  # 0: finished; non-zero: failed
+    returncode: int | None  # 0: finished; non-zero: failed; None: still queued or running
     seconds: float
     log_path: str
+    how: str = ""  # what ended it, where not its own exit status: "job 12_3 CANCELLED"
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
 
+    @property
+    def ended_as(self) -> str:
+        return self.how or f"exit {self.returncode}"
+
 
 class Backend(Protocol):
-    """Runs training commands somewhere. `run` returns when every run has ended."""
+    """Runs training commands somewhere. `run` returns when every run has ended, or, for a
+    cluster backend told to detach, once they are submitted (their outcomes have no exit
+    status)."""
 
     def run(self, runs: Sequence[Run]) -> list[Outcome]: ...
 
@@ -246,7 +254,11 @@ class Summary:
 
     @property
     def failed(self) -> tuple[Outcome, ...]:
-        return tuple(o for o in self.outcomes if not o.ok)
+        return tuple(o for o in self.outcomes if o.returncode not in (0, None))
+
+    @property
+    def detached(self) -> tuple[Outcome, ...]:  # still queued or running on a cluster
+        return tuple(o for o in self.outcomes if o.returncode is None)
 
 
 def select(plan: Plan, ids: Sequence[int] | None) -> tuple[Run, ...]:
