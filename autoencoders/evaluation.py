@@ -10,6 +10,7 @@
 - **Representation** (`baselines.py`): linear-probe and kNN accuracy on latent means, on PCA
   features of the same size and on raw pixels.
 - **Figures** (`figures.py`): those that apply to the model, drawn by `plots.py`.
+  They also go to the run's TensorBoard as images, at the evaluated epoch's step.
 - **report.html** (`pages.py`): all of it on one self-contained page, with a latent explorer.
 
 This module ties them to a restored run (`load_run`): `evaluate_run(workdir, options)` runs the
@@ -32,8 +33,10 @@ from typing import Any
 
 import jax
 import numpy as np
+from clu import metric_writers
+from PIL import Image
 
-from autoencoders import baselines, data, density, figures, models, pages
+from autoencoders import baselines, data, density, figures, metrics, models, pages
 from autoencoders import workdir as workdirs
 from autoencoders.models import base
 from autoencoders.quantities import (
@@ -310,6 +313,7 @@ def evaluate_run(
         out_dir = os.path.join(workdir, workdirs.FIGURES_DIR)
         written = timed("figures", lambda: figures.write_figures(run, options, out_dir, embeddings))
         results["figures"] = [os.path.relpath(f, workdir) for f in written]
+        figures_to_tensorboard(run, written)
     results["seconds"] = timings
     results["total_seconds"] = quantity(time.time() - start, "seconds")
     path = os.path.join(workdir, workdirs.EVAL_FILE)
@@ -319,6 +323,24 @@ def evaluate_run(
     os.replace(path + ".tmp", path)
     pages.write_run_page(run, results, options, embeddings)  # report.html, from eval.json
     return results
+
+
+def figures_to_tensorboard(run: Run, paths: list[str]) -> None:
+    """The figures as TensorBoard images (`figures/<name>`) in the run's `tensorboard/`, at the
+    training step of the evaluated epoch, so TensorBoard shows them beside the curves."""
+    rows = metrics.latest_by_epoch(
+        os.path.join(run.workdir, workdirs.METRICS_FILE), run.config.data.eval_split
+    )
+    step = int(rows.get(run.epoch, {}).get("step", run.epoch))
+    images = {}
+    for path in paths:
+        with Image.open(path) as image:
+            images[f"figures/{os.path.splitext(os.path.basename(path))[0]}"] = np.asarray(
+                image.convert("RGB")
+            )[None]
+    writer = metric_writers.SummaryWriter(os.path.join(run.workdir, metrics.TENSORBOARD_DIR))
+    writer.write_images(step, images)
+    writer.close()
 
 
 def carry_over_parts(results: dict[str, Any], path: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 from clu import metric_writers
 
 METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"  # TensorBoard events: these scalars, and evaluation's figures
 
 
 class MetricsLog:
@@ -26,7 +27,7 @@ class MetricsLog:
     def __init__(self, workdir: str):
         self.path = os.path.join(workdir, METRICS_FILE)
         self._file = open(self.path, "a")  # noqa: SIM115 - kept open for the run
-        self._tb = metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
+        self._tb = metric_writers.SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
 
     def write(self, *, step: int, epoch: int, split: str, values: Mapping[str, float]) -> None:
         row = {"step": int(step), "epoch": int(epoch), "split": split, "time": time.time()}

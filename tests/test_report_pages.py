@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoencoders import baselines, evaluation, explorer, launch, pages, sweeps, training
+from autoencoders import baselines, evaluation, explorer, launch, metrics, pages, sweeps, training
 from tests import browser
 from tests.helpers import REPO, tiny_config
 
@@ -353,3 +353,22 @@ def test_page_of_each_kind_of_model(family, arg, tmp_path):
     assert len(data["grid_latents"][0]) == config.model.latent_dim
     assert set(data["decoded"]) == ({str(k) for k in range(10)} if family == "m2" else {"-1"})
     assert ('id="explorer-label"' in page) == (family == "m2")
+
+
+def test_evaluation_figures_are_tensorboard_images(vae_run):
+    """Each figure of eval.json is an image in the run's TensorBoard, at the evaluated epoch's
+    step (the step training logged for it)."""
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
+
+    events = event_accumulator.EventAccumulator(
+        os.path.join(vae_run.workdir, "tensorboard"), size_guidance={"images": 0, "tensors": 0}
+    )
+    events.Reload()
+    figures = json.loads(pathlib.Path(vae_run.workdir, "eval.json").read_text())["figures"]
+    tags = {f"figures/{pathlib.Path(f).stem}" for f in figures}
+    # CLU writes images as tensors (the TF2 summary API); TensorBoard's images plugin reads them.
+    stored = set(events.Tags()["tensors"])
+    assert tags <= stored, tags - stored
+    (event,) = events.Tensors("figures/reconstructions")
+    steps = [row["step"] for row in metrics.read(os.path.join(vae_run.workdir, "metrics.jsonl"))]
+    assert event.step == max(steps)
