@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +16,7 @@ import pytest
 import autoencoders
 from autoencoders import data, density, evaluation, training
 from autoencoders import workdir as workdirs
-from tests.helpers import tiny_config
+from tests.helpers import REPO, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +123,26 @@ def test_what_a_family_cannot_do_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         autoencoders.load(str(tmp_path / "nothing"))
     assert pathlib.Path(ae, "config.json").exists()
+
+
+def test_load_a_run_while_it_trains(tmp_path):
+    """The training process holds the workdir's lock; loading reads its newest checkpoint
+    without it, and training goes on."""
+    command = [
+        sys.executable, "-m", "experiments.train", "--config=configs/vae.py:data=digits,latent=2",
+        "--config.network.hidden=(16,)", "--config.train.num_epochs=1000",
+        "--config.checkpoint.every_epochs=1", f"--workdir={tmp_path}",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+    try:
+        marker = tmp_path / "checkpoints" / "2" / "commit_success.txt"
+        deadline = time.monotonic() + 120
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), "no checkpoint of epoch 2 within 2 minutes"
+        trained = autoencoders.load(str(tmp_path))
+        assert trained.epoch >= 2 and trained.encode(np.zeros((3, 8, 8), np.uint8)).shape == (3, 2)
+        assert process.poll() is None  # still training
+    finally:
+        process.send_signal(signal.SIGINT)  # a clean stop at the end of its epoch
+        process.wait(timeout=60)
