@@ -13,9 +13,9 @@ every example's code (`encode`) and squared reconstruction error (`squared_error
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from autoencoders import models
+from autoencoders.progress import Progress
 from autoencoders.quantities import SALT_DENSITY, SALT_TERMS, per_image, subset_indices
 
 if TYPE_CHECKING:
@@ -58,20 +59,23 @@ def map_examples(
 
     Example i gets the key fold_in(rng, i), so the result depends neither on `batch_size` nor on
     `block_size`: the examples are handed to the compiled map `block_size` at a time (0 = all at
-    once), logging `progress` after each block, for long maps such as k = 5000 importance samples.
+    once), with a progress bar (`progress`, its description; a log line per block where stderr
+    is not a terminal) for long maps such as k = 5000 importance samples.
     """
     n = x.shape[0]
     block_size = block_size or n
-    start_time, outputs = time.time(), []
-    for start in range(0, n, block_size):
-        stop = min(start + block_size, n)
-        indices = jnp.arange(start, stop)
-        outputs.append(
-            _map_examples(fn, params, x[start:stop], y[start:stop], indices, rng, batch_size)
-        )
-        if progress:
-            jax.block_until_ready(outputs[-1])
-            logging.info("%s: %d/%d images, %.0f s", progress, stop, n, time.time() - start_time)
+    outputs = []
+    bar = Progress(n, progress, "images", every=0, log=logging.info) if progress else None
+    with bar or contextlib.nullcontext():
+        for start in range(0, n, block_size):
+            stop = min(start + block_size, n)
+            indices = jnp.arange(start, stop)
+            outputs.append(
+                _map_examples(fn, params, x[start:stop], y[start:stop], indices, rng, batch_size)
+            )
+            if progress:
+                jax.block_until_ready(outputs[-1])
+                bar.update(stop - start)
     return jax.tree.map(lambda *blocks: jnp.concatenate(blocks), *outputs)
 
 

@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ import ml_collections
 from absl import flags as absl_flags
 from ml_collections import config_flags
 
-from autoencoders import interrupts, sweeps
+from autoencoders import interrupts, progress, sweeps
 from autoencoders import workdir as workdirs
 from autoencoders.sweeps import Plan, Run
 
@@ -180,6 +181,7 @@ class LocalBackend:
         self.workers = workers
         self.grace_seconds = grace_seconds
         self.poll_seconds = poll_seconds
+        self._bar = progress.Progress(0, "runs", stream=sys.stdout)  # replaced by `run`
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -202,7 +204,7 @@ class LocalBackend:
             env=self._env(),
             start_new_session=True,
         )
-        print(f"[{run.id}] started {run.name} (pid {process.pid})", flush=True)
+        self._bar.write(f"[{run.id}] started {run.name} (pid {process.pid})")
         return _Job(run, process, log, time.monotonic())
 
     def _end(self, job: _Job) -> Outcome:
@@ -211,7 +213,7 @@ class LocalBackend:
             job.run, job.process.returncode, time.monotonic() - job.start, job.log.name
         )
         word = "finished" if outcome.ok else f"FAILED (exit {outcome.returncode})"
-        print(f"[{job.run.id}] {word} {job.run.name} in {outcome.seconds:.0f} s", flush=True)
+        self._bar.write(f"[{job.run.id}] {word} {job.run.name} in {outcome.seconds:.0f} s")
         return outcome
 
     def _stop(self, jobs: Sequence[_Job]) -> None:
@@ -228,10 +230,13 @@ class LocalBackend:
             job.log.close()
             code, name = job.process.returncode, job.run.name  # it has exited
             said = f"finished {name}" if code == 0 else f"stopped {name} (exit {code}); it resumes"
-            print(f"[{job.run.id}] {said}", flush=True)
+            self._bar.write(f"[{job.run.id}] {said}")
 
     def run(self, runs: Sequence[Run]) -> list[Outcome]:
+        """Runs them all; a progress bar of runs ended (running and failed beside it) on a
+        terminal, a plain line now and then elsewhere."""
         pending, running, outcomes = list(runs), [], []
+        self._bar = progress.Progress(len(runs), "runs", stream=sys.stdout)
         try:
             while pending or running:
                 interrupts.check("with the runs stopped")  # `interrupts.install`: a safe point
@@ -240,10 +245,14 @@ class LocalBackend:
                 for job in [j for j in running if j.process.poll() is not None]:
                     running.remove(job)
                     outcomes.append(self._end(job))
+                    failed = sum(not o.ok for o in outcomes)
+                    self._bar.update(1, running=len(running), failed=failed)
                 time.sleep(self.poll_seconds)
         except KeyboardInterrupt:
             self._stop(running)
             raise
+        finally:
+            self._bar.close()
         return outcomes
 
 

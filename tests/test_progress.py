@@ -1,0 +1,46 @@
+"""Progress: a tqdm bar with ETA on a terminal, plain lines elsewhere (CI, logs, launchers)."""
+
+from __future__ import annotations
+
+import io
+
+from autoencoders.progress import Progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_not_a_terminal_gets_plain_lines_at_most_every_period_and_at_the_end():
+    stream = io.StringIO()
+    with Progress(4, "runs", stream=stream, every=3600) as bar:
+        bar.write("[0] started a")
+        for _ in range(4):
+            bar.update(1, running=1, failed=0)
+    lines = stream.getvalue().splitlines()
+    # One line per event and one at the end (the period is not reached): no carriage returns.
+    assert lines[0] == "[0] started a"
+    assert len(lines) == 2 and lines[1].startswith("runs: 4/4, running 1, failed 0, ")
+    assert "\r" not in stream.getvalue()
+
+
+def test_every_update_is_a_line_with_a_zero_period_and_lines_can_go_to_a_log():
+    logged = []
+    with Progress(3, "importance sampling", "images", every=0, log=logged.append) as bar:
+        for _ in range(3):
+            bar.update(1)
+    assert [line.split(",")[0] for line in logged] == [
+        f"importance sampling: {i}/3 images" for i in (1, 2, 3)
+    ]
+    assert "left" in logged[0] and "left" not in logged[-1]
+
+
+def test_a_terminal_gets_a_bar_with_the_time_left():
+    stream = Terminal()
+    with Progress(5, "runs", stream=stream) as bar:
+        bar.write("[0] started a")
+        bar.update(2, failed=1)
+    text = stream.getvalue()
+    assert "\r" in text and "[0] started a" in text
+    assert "2/5" in text and "<" in text and "failed=1" in text  # tqdm: elapsed<left
