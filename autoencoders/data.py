@@ -1,14 +1,20 @@
 """Datasets: loaded once, whole, into device memory; preprocessed on device per minibatch.
 
-Raw images are kept as integer grey levels (uint8, `0 .. num_levels-1`) with their labels. The
-float input a model sees is made on device by `preprocess`, inside the compiled training step, so
-dynamic binarization and dequantization draw fresh noise every minibatch at no host cost:
+TFDS image datasets, the embedded `digits`, `frey_face`, and datasets from files (`folder:PATH`,
+`npz:PATH`, `npy:PATH`: see `files.py`). Raw images are kept as integer grey levels (uint8,
+`0 .. num_levels-1`) with their labels, or, for files of floats, as float32 values in [0, 1]
+(`num_levels` = `CONTINUOUS`). `config.data.image_size` > 0 centre-crops and resizes every image
+to that square at load time. The float input a model sees is made on device by `preprocess`,
+inside the compiled training step, so dynamic binarization and dequantization draw fresh noise
+every minibatch at no host cost:
 
-- `binarization='none'`: x = level / (L − 1), grey levels in [0, 1].
+- `binarization='none'`: x = level / (L − 1), grey levels in [0, 1]; floats as they are.
 - `binarization='static'`: one Bernoulli(intensity) draw per pixel at load time, fixed for the run
   (seeded by `config.data.split_seed`); data that is already binary is left as it is.
 - `binarization='dynamic'`: a fresh Bernoulli(intensity) draw every minibatch (Burda et al. 2016).
 - `dequantize=True`: x = (level + u) / L, u ~ U[0, 1), for continuous likelihoods on grey levels.
+  Floats are continuous already: their kind is `dequantized` with or without it, and no noise is
+  added.
 
 Evaluation uses a fixed noise key per split, so the test set is binarized / dequantized once and
 the same way at every evaluation.
@@ -31,11 +37,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from autoencoders import likelihoods
+from autoencoders import files, likelihoods
 
 BINARIZATIONS = ("none", "static", "dynamic")
-# Whole splits as loaded from disk: {"train" | "test": (uint8 images (N, H, W, C), int32 labels)}.
-Splits = dict[str, tuple[np.ndarray, np.ndarray]]
+CONTINUOUS = 0  # `DataSpec.num_levels` of float data: values in [0, 1], no levels
+# Whole splits as loaded: {"train" | "test": (uint8 levels or float32 (N, H, W, C), int32 labels)}.
+Splits = files.Splits
 # TFDS stores these as uint8 0/1 images; every other TFDS image dataset is taken as 8-bit.
 BINARY_TFDS_DATASETS = ("binarized_mnist",)
 
@@ -46,9 +53,12 @@ class DataSpec:
 
     name: str
     shape: tuple[int, int, int]  # (height, width, channels)
-    num_levels: int  # grey levels of the stored data: 2 if binary, 256 for 8-bit, 17 for digits
+    # grey levels of the stored data: 2 if binary, 256 for 8-bit, 17 for digits; CONTINUOUS (0)
+    # for floats
+    num_levels: int
     num_classes: int  # 0 when the dataset has no labels
-    kind: str  # what the model sees: likelihoods.BINARY | GREY | DEQUANTIZED
+    kind: str  # what the model sees: likelihoods.BINARY | GREY | DEQUANTIZED (also floats)
+    class_names: tuple[str, ...] = ()  # folder datasets: label i is the class folder class_names[i]
 
     @property
     def num_pixels(self) -> int:
@@ -57,7 +67,7 @@ class DataSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    images: jax.Array  # uint8 (N, H, W, C), grey levels on device
+    images: jax.Array  # uint8 (N, H, W, C) grey levels on device, or float32 values in [0, 1]
     labels: jax.Array  # int32 (N,), −1 where the dataset has no labels
 
     @property
@@ -84,9 +94,11 @@ class Dataset:
 
 
 def data_kind(num_levels: int, binarization: str, dequantize: bool) -> str:
-    if dequantize:
+    if binarization != "none":
+        return likelihoods.BINARY
+    if dequantize or num_levels == CONTINUOUS:
         return likelihoods.DEQUANTIZED
-    if num_levels == 2 or binarization != "none":
+    if num_levels == 2:
         return likelihoods.BINARY
     return likelihoods.GREY
 
@@ -94,7 +106,10 @@ def data_kind(num_levels: int, binarization: str, dequantize: bool) -> str:
 def check_config(data_cfg) -> None:
     """Early, readable errors for `config.data`."""
     if not data_cfg.name:
-        raise ValueError("config.data.name is empty: give a TFDS image dataset name or 'digits'.")
+        raise ValueError(
+            "config.data.name is empty: give a TFDS image dataset name, 'digits', or "
+            "folder:PATH, npz:PATH, npy:PATH."
+        )
     if data_cfg.binarization not in BINARIZATIONS:
         raise ValueError(
             f"config.data.binarization={data_cfg.binarization!r}: must be one of "
@@ -111,11 +126,22 @@ def check_config(data_cfg) -> None:
         raise ValueError(
             f"config.data.eval_split={data_cfg.eval_split!r}: must be 'test' or 'valid'."
         )
+    if _image_size(data_cfg) < 0:
+        raise ValueError(
+            f"config.data.image_size={data_cfg.image_size}: must be >= 0 (0 keeps the size)."
+        )
+
+
+def _image_size(data_cfg) -> int:
+    return data_cfg.get("image_size", 0)  # configs written before the field keep their size
 
 
 # ---------------------------------------------------------------------------------------------
 # Loading (host side, once)
 # ---------------------------------------------------------------------------------------------
+
+
+FIXED_SPLIT_MIN = 5  # examples a `_fixed_split` needs for one test example
 
 
 def _fixed_split(images: np.ndarray, labels: np.ndarray) -> Splits:
@@ -280,7 +306,18 @@ def _reason(error: BaseException) -> str:
 def describe(data_cfg) -> DataSpec:
     """The dataset's spec from metadata only (no data read), so configs are checked up front."""
     check_config(data_cfg)
-    if data_cfg.name in LOCAL_DATASETS:
+    class_names = ()
+    if files.is_file_dataset(data_cfg.name):  # read and checked whole, here (see files.py)
+        found = files.read(data_cfg.name, _image_size(data_cfg))
+        images = found.splits["train"][0]
+        if "test" not in found.splits and len(images) < FIXED_SPLIT_MIN:
+            raise ValueError(
+                f"config.data.name={data_cfg.name!r}: {len(images)} examples are too few for a "
+                f"fixed 80/20 train/test split (at least {FIXED_SPLIT_MIN})."
+            )
+        shape, num_levels = images.shape[1:], _stored_levels(images)
+        num_classes, class_names = found.num_classes, found.class_names
+    elif data_cfg.name in LOCAL_DATASETS:
         local = LOCAL_DATASETS[data_cfg.name]
         shape, num_levels, num_classes = local.shape, local.num_levels, local.num_classes
     else:
@@ -299,15 +336,25 @@ def describe(data_cfg) -> DataSpec:
         shape = tuple(int(d) for d in features["image"].shape)
         num_levels = 2 if data_cfg.name in BINARY_TFDS_DATASETS else 256
         num_classes = int(features["label"].num_classes) if "label" in features else 0
-    if data_cfg.binarization == "static":
+    if _image_size(data_cfg):
+        shape = (_image_size(data_cfg), _image_size(data_cfg), shape[-1])
+    # Binarized floats are binary levels: nothing else in them to discretize.
+    if data_cfg.binarization == "static" or (
+        num_levels == CONTINUOUS and data_cfg.binarization != "none"
+    ):
         num_levels = 2
     return DataSpec(
         name=data_cfg.name,
-        shape=shape,
+        shape=tuple(shape),
         num_levels=num_levels,
         num_classes=num_classes,
         kind=data_kind(num_levels, data_cfg.binarization, data_cfg.dequantize),
+        class_names=class_names,
     )
+
+
+def _stored_levels(images: np.ndarray) -> int:
+    return 256 if images.dtype == np.uint8 else CONTINUOUS
 
 
 def _tfds_dir(data_cfg) -> str | None:
@@ -317,23 +364,38 @@ def _tfds_dir(data_cfg) -> str | None:
 def load(data_cfg) -> Dataset:
     """Loads `config.data` into device memory: train (minus validation), validation, test."""
     spec = describe(data_cfg)
-    if data_cfg.name in LOCAL_DATASETS:
+    if files.is_file_dataset(data_cfg.name):
+        arrays = files.read(data_cfg.name, _image_size(data_cfg)).splits
+        if "test" not in arrays:
+            arrays = _fixed_split(*arrays["train"])
+        raw_levels = _stored_levels(arrays["train"][0])
+        if spec.class_names:
+            logging.info(
+                "%s: labels %s",
+                data_cfg.name,
+                ", ".join(f"{i} = {name}" for i, name in enumerate(spec.class_names)),
+            )
+    elif data_cfg.name in LOCAL_DATASETS:
         local = LOCAL_DATASETS[data_cfg.name]
         arrays, raw_levels = local.load(), local.num_levels
     else:
         arrays = _load_tfds(data_cfg.name, _tfds_dir(data_cfg))
         raw_levels = 2 if data_cfg.name in BINARY_TFDS_DATASETS else 256
     highest = max(int(x.max()) for x, _ in arrays.values())
-    if highest >= raw_levels:
+    if raw_levels != CONTINUOUS and highest >= raw_levels:
         raise ValueError(
             f"config.data.name={data_cfg.name!r}: found grey level {highest}, expected at most "
             f"{raw_levels - 1}."
         )
+    if _image_size(data_cfg):
+        size = _image_size(data_cfg)
+        arrays = {split: (files.square(x, size), y) for split, (x, y) in arrays.items()}
 
     rng = np.random.default_rng(data_cfg.split_seed)
-    if data_cfg.binarization == "static" and raw_levels > 2:
+    if data_cfg.binarization == "static" and raw_levels != 2:
+        scale = 1 if raw_levels == CONTINUOUS else raw_levels - 1
         arrays = {
-            split: ((rng.random(x.shape) < x / (raw_levels - 1)).astype(np.uint8), y)
+            split: ((rng.random(x.shape) < x / scale).astype(np.uint8), y)
             for split, (x, y) in arrays.items()
         }
 
@@ -359,7 +421,7 @@ def load(data_cfg) -> Dataset:
 
 
 def _to_device(images: np.ndarray, labels: np.ndarray) -> Split:
-    return Split(images=jnp.asarray(images, jnp.uint8), labels=jnp.asarray(labels, jnp.int32))
+    return Split(images=jnp.asarray(images), labels=jnp.asarray(labels, jnp.int32))
 
 
 def labelled_subset(
@@ -398,7 +460,12 @@ def labelled_subset(
 def preprocess(
     images: jax.Array, rng: jax.Array, num_levels: int, binarization: str, dequantize: bool
 ) -> jax.Array:
-    """uint8 grey levels -> float32 model input in [0, 1], as described in the module docstring."""
+    """uint8 grey levels (or float32 values) -> float32 model input in [0, 1], as described in the
+    module docstring."""
+    if jnp.issubdtype(images.dtype, jnp.floating):  # continuous already: nothing to dequantize
+        if binarization == "dynamic":
+            return jax.random.bernoulli(rng, images).astype(jnp.float32)
+        return images
     levels = images.astype(jnp.float32)
     if dequantize:
         return (levels + jax.random.uniform(rng, levels.shape)) / num_levels

@@ -163,6 +163,11 @@ def check_config(network_cfg, image_shape: Sequence[int]) -> None:
                 f"config.network.conv_features={tuple(network_cfg.conv_features)}: need at least "
                 "one positive width for kind='conv'."
             )
+        if image_shape[0] == 1:
+            raise ValueError(
+                f"config.network.kind='conv' needs images; the data {tuple(image_shape)} are flat "
+                "vectors (one row): use kind='mlp'."
+            )
         factor = 2 ** len(network_cfg.conv_features)
         if image_shape[0] % factor or image_shape[1] % factor:
             raise ValueError(

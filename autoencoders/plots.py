@@ -27,18 +27,25 @@ LABEL_IN = 1.0  # band left of the grid for row labels
 BOTTOM_IN = 0.35  # band below the grid for column labels
 MIN_WIDTH_IN = 6.5  # so a long title fits above a narrow grid
 SCATTER_SIZE = (7.5, 6.5)  # inches
+MAX_CELL_ASPECT = 4.0  # a cell is at most 4× as tall as wide, or as wide as tall
 _PAD = 2  # pixels of white between cells (in image pixels, before scaling)
 
 
 def grid_figsize(rows: int, cols: int, image_shape: Sequence[int]) -> tuple[float, float]:
     """(width, height) in inches of `image_grid` for a rows × cols grid of H × W images."""
     height, width = image_shape[:2]
-    cell_h = CELL_IN * height / width
+    cell_h = CELL_IN * _cell_aspect(height, width)
     size = (
         max(MIN_WIDTH_IN, LABEL_IN + cols * CELL_IN + 0.2),
         TITLE_IN + rows * cell_h + BOTTOM_IN,
     )
     return tuple(round(v * DPI) / DPI for v in size)  # whole pixels: the PNG is exactly this
+
+
+def _cell_aspect(height: int, width: int) -> float:
+    """A cell's height over its width: the image's, within [1/4, 4], so that flat vectors
+    ((1, D, 1) rows) still show as strips a reader can see, stretched."""
+    return min(max(height / width, 1 / MAX_CELL_ASPECT), MAX_CELL_ASPECT)
 
 
 def _mosaic(images: np.ndarray) -> np.ndarray:
@@ -69,7 +76,7 @@ def image_grid(
     rows, cols, h, w, ch = images.shape
     width_in, height_in = grid_figsize(rows, cols, (h, w))
     fig = Figure(figsize=(width_in, height_in), dpi=DPI)
-    grid_w, grid_h = cols * CELL_IN, rows * CELL_IN * h / w
+    grid_w, grid_h = cols * CELL_IN, rows * CELL_IN * _cell_aspect(h, w)
     left = max(LABEL_IN, (width_in - grid_w) / 2)  # centred under the title when there is room
     ax = fig.add_axes(
         (left / width_in, BOTTOM_IN / height_in, grid_w / width_in, grid_h / height_in)

@@ -50,7 +50,8 @@ class TrainedModel:
     # --- inputs -------------------------------------------------------------------------------
 
     def _raw_levels(self) -> int:
-        """Levels of the images as the dataset stores them (before a static binarization)."""
+        """Levels of the images as the dataset stores them (before a static binarization);
+        `data.CONTINUOUS` for float data."""
         if self.config.data.binarization != "static":
             return self.spec.num_levels
         local = data.LOCAL_DATASETS.get(self.config.data.name)
@@ -68,7 +69,8 @@ class TrainedModel:
         if x.shape[1:] != shape:
             raise ValueError(
                 f"images of shape {np.asarray(images).shape}: this run's images are {shape} "
-                "(height, width, channels): give (N, H, W, C), (N, H, W) if grey, or one image."
+                "(height, width, channels; after config.data.image_size): give (N, H, W, C), "
+                "(N, H, W) if grey, or one image."
             )
         return x
 
@@ -76,13 +78,14 @@ class TrainedModel:
         """Raw images -> the float inputs the model was trained on (the run's preprocessing)."""
         x = self._batched(images)
         raw = self._raw_levels()
+        top = 255 if raw == data.CONTINUOUS else raw - 1  # float datasets: uint8 as 0..255
         if x.dtype == np.uint8:
-            if x.size and int(x.max()) >= raw:
+            if x.size and int(x.max()) > top:
                 raise ValueError(
                     f"uint8 images with level {int(x.max())}: {self.config.data.name} images "
-                    f"have levels 0..{raw - 1} (or give floats in [0, 1])."
+                    f"have levels 0..{top} (or give floats in [0, 1])."
                 )
-            fraction = x.astype(np.float32) / (raw - 1)
+            fraction = x.astype(np.float32) / top
         elif np.issubdtype(x.dtype, np.floating):
             if not np.all(np.isfinite(x)) or x.min(initial=0) < 0 or x.max(initial=0) > 1:
                 raise ValueError("float images must be finite and in [0, 1].")
@@ -90,16 +93,15 @@ class TrainedModel:
         else:
             raise ValueError(f"images of dtype {x.dtype}: give uint8 levels or floats in [0, 1].")
         key = jax.random.key(seed)
-        if self.config.data.binarization == "static" and raw > 2:
+        binarization, dequantize = self.config.data.binarization, bool(self.config.data.dequantize)
+        if binarization == "static" and raw != 2:
             # A fresh draw of the static binarization: the same distribution the run saw.
             return jax.random.bernoulli(key, jnp.asarray(fraction)).astype(jnp.float32)
+        if self.spec.num_levels == data.CONTINUOUS:  # float data: values, not levels
+            return data.preprocess(jnp.asarray(fraction), key, 0, binarization, dequantize)
         levels = np.round(fraction * (self.spec.num_levels - 1)).astype(np.uint8)
         return data.preprocess(
-            jnp.asarray(levels),
-            key,
-            self.spec.num_levels,
-            self.config.data.binarization,
-            bool(self.config.data.dequantize),
+            jnp.asarray(levels), key, self.spec.num_levels, binarization, dequantize
         )
 
     def _labels(self, labels: Any, n: int) -> Array:

@@ -93,7 +93,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.network.tied = False
 
     c.data = ml_collections.ConfigDict()
-    # Any TFDS image dataset, 'digits' (embedded) or 'frey_face' (data.LOCAL_DATASETS).
+    # Any TFDS image dataset, 'digits' (embedded), 'frey_face' (data.LOCAL_DATASETS), or files:
+    # folder:PATH (PNG/JPEG, class sub-folders as labels), npz:PATH, npy:PATH (autoencoders.files).
     c.data.name = "binarized_mnist"
     c.data.data_dir = ""  # TFDS data dir; '' = $TFDS_DATA_DIR or TFDS's default
     c.data.binarization = "none"  # none | static | dynamic
@@ -101,6 +102,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.valid_size = 0  # validation examples carved from train (fixed by split_seed)
     c.data.split_seed = 0  # validation split and static binarization
     c.data.eval_split = "test"  # test | valid
+    c.data.image_size = 0  # > 0: centre-crop and resize every image to this square; 0 = keep
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "adam"  # adam | adamw | sgd | adagrad | rmsprop

@@ -17,8 +17,10 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pytest
 from absl import flags, logging
+from PIL import Image
 
 from autoencoders import launch, sweeps, training
 from experiments import cli
@@ -136,8 +138,36 @@ def _remove(path: pathlib.Path) -> None:
         path.unlink()
 
 
+def _folder_of(**files: tuple[int, int] | bytes) -> Callable[[pathlib.Path], None]:
+    """Damage: the path made a folder of these files, each an (height, width) black PNG or the
+    given bytes."""
+
+    def make(path: pathlib.Path) -> None:
+        _remove(path)
+        path.mkdir()
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                (path / name).write_bytes(content)
+            else:
+                Image.fromarray(np.zeros(content, np.uint8)).save(path / name)
+
+    return make
+
+
+def _npz_of(**arrays: np.ndarray) -> Callable[[pathlib.Path], None]:
+    """Damage: the path's file made an .npz of these arrays (under the same name)."""
+
+    def make(path: pathlib.Path) -> None:
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    return make
+
+
 RUN = "sweep/latent_dim=2"
 DIGITS = "--config=configs/vae.py:data=digits"
+FROM_FOLDER = ["--config=configs/vae.py:data=folder:{file}", "--workdir={new}"]
+FROM_NPZ = ["--config=configs/vae.py:data=npz:{file}", "--workdir={new}"]
 TINY_TRAIN = ["--config={config}:data=digits", "--config.network.hidden=(16,)"]
 TINY_TRAIN += ["--config.train.num_epochs=1", "--workdir={run}"]
 TINY_SWEEP_FLAGS = ["--config={config}:sweep=tiny", "--sweep_dir={sweep}"]
@@ -200,6 +230,33 @@ CASES = [
     ("train-unknown-dataset", "train", ["--config=configs/vae.py:data=mnistt", "--workdir={new}"],
      "config.data.name='mnistt': not one of digits, frey_face and not a TFDS dataset "
      "(DatasetNotFoundError: Dataset mnistt not found.).", None),
+    # train: datasets from files
+    ("train-data-folder-empty", "train", FROM_FOLDER,
+     "config.data.name='folder:{file}': {file} holds no PNG or JPEG files and no class "
+     "sub-folders.", (_folder_of(), "file")),
+    ("train-data-folder-mixed-sizes", "train", FROM_FOLDER,
+     "images of different sizes ({file}/a.png is 8×8, {file}/b.png is 6×8); set "
+     "config.data.image_size", (_folder_of(**{"a.png": (8, 8), "b.png": (8, 6)}), "file")),
+    ("train-data-folder-unreadable-file", "train", FROM_FOLDER,
+     "cannot read {file}/b.png as an image (cannot identify image file",
+     (_folder_of(**{"a.png": (8, 8), "b.png": b"not a png"}), "file")),
+    ("train-data-npz-floats-out-of-range", "train", FROM_NPZ,
+     "config.data.name='npz:{file}': x holds floats from -0.5 to 1: floats must lie in [0, 1]",
+     (_npz_of(x=np.array([[-0.5, 1.0]] * 5)), "file")),
+    ("train-data-npz-nan", "train", FROM_NPZ, "config.data.name='npz:{file}': x holds 1 NaN",
+     (_npz_of(x=np.array([[np.nan, 1.0]] + [[0.5, 0.5]] * 4)), "file")),
+    ("train-data-npz-labels-length", "train", FROM_NPZ,
+     "y has shape (3,): expected one label per example, (5,).",
+     (_npz_of(x=np.zeros((5, 4)), y=np.zeros(3, int)), "file")),
+    ("train-data-npz-labels-not-integers", "train", FROM_NPZ,
+     "y has dtype float64: labels must be integers >= 0.",
+     (_npz_of(x=np.zeros((5, 4)), y=np.zeros(5)), "file")),
+    ("train-data-npy-missing", "train", ["--config=configs/vae.py:data=npy:{new}.npy",
+     "--workdir={new}"], "config.data.name='npy:{new}.npy': no file {new}.npy.", None),
+    ("train-data-flat-vectors-conv", "train",
+     ["--config=configs/vae.py:data=npz:{file},net=conv", "--workdir={new}"],
+     "config.network.kind='conv' needs images; the data (1, 4, 1) are flat vectors",
+     (_npz_of(x=np.zeros((5, 4))), "file")),
     # train: the workdir
     ("train-workdir-is-a-file", "train", [DIGITS, "--workdir={file}"],
      "--workdir={file} is a file; it must be a directory.", None),
