@@ -151,8 +151,12 @@ def run_title(config, model: models.Model, epoch: int) -> str:
     lik += f" on {model.spec.kind} data"
     if not model.units.is_log_likelihood:
         lik += " (cross-entropy, not a likelihood)"
+    data_name = config.data.name
+    if ":" in data_name:  # folder:/a/long/path/pets -> folder:pets, a title's length
+        kind, path = data_name.split(":", 1)
+        data_name = f"{kind}:{os.path.basename(os.path.normpath(path))}"
     return (
-        f"{config.model.family.upper()} · {config.data.name} · latent {model.latent_dim} · "
+        f"{config.model.family.upper()} · {data_name} · latent {model.latent_dim} · "
         f"{lik} · epoch {epoch}"
     )
 
