@@ -6,6 +6,10 @@ last act of a save). `restore_newest` tries them newest first: one that restores
 current state nor as the tree it was saved as is damaged — reported in one line, moved to
 `checkpoints_damaged/<epoch>/` (never deleted) — and the next older one is tried; one that restores
 as saved but not as the current state belongs to another model or optimizer, a ValueError.
+
+In a multi-process run every process makes the same calls (Orbax's multi-host path: each saves and
+restores, Orbax coordinates them); a damaged checkpoint is moved by process 0 between barriers, so
+that every process has listed it before and finds it gone after.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from autoencoders import parallel
 
 CHECKPOINTS_DIR = "checkpoints"
 DAMAGED_DIR = "checkpoints_damaged"  # checkpoints that could not be restored, moved aside
@@ -129,6 +135,8 @@ def set_aside(
     record: dict[str, Any] = {"epoch": int(epoch), "error": why}
     action = "skipped"
     if move:
+        parallel.sync(f"checkpoint {epoch} seen by every process")
+    if move and parallel.is_primary():
         target = os.path.join(os.path.dirname(directory), DAMAGED_DIR, str(epoch))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         suffix = 0
@@ -136,9 +144,11 @@ def set_aside(
             suffix += 1
         target += f".{suffix}" if suffix else ""
         os.rename(os.path.join(directory, str(epoch)), target)
-        manager.reload()
         record["moved_to"] = os.path.relpath(target, os.path.dirname(directory))
         action = f"moved to {target}"
+    if move:
+        parallel.sync(f"checkpoint {epoch} moved aside")
+        manager.reload()
     logging.warning(
         "The checkpoint of epoch %d in %s cannot be restored (%s); %s, falling back to an "
         "earlier one.",

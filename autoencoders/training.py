@@ -8,7 +8,8 @@ from one root key (`config.seed`): epoch e uses fold_in(root, e), so a run resum
 checkpoint of epoch e replays exactly the epochs an uninterrupted run would have. Under the entry
 points' signal handlers (`interrupts.py`), SIGINT or SIGTERM stops the loop at the next epoch
 boundary, that epoch saved. With `config.vmap`, the same loop trains several members at once
-(`members.py`).
+(`members.py`). Launched as several processes (`parallel.initialize`), every process runs this same
+loop on the global mesh: the same compiled epochs, saves and restores, the same decision to stop.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import dataclasses
 import logging
 import math
 import os
+import signal
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +62,16 @@ def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
             raise ValueError(f"config.{key}={value}: must be a finite number.")
     for member in members.member_configs(config):
         check_config(member)  # each member is a valid run on its own
+    if parallel.multi_process() and members.vmapped(config):
+        raise ValueError(
+            f"config.vmap={dict(config.vmap)}: vmapped members train in one process; launch "
+            "this run as a single process, or make the members outer sweep axes."
+        )
+    if parallel.multi_process() and not config.train.data_parallel:
+        raise ValueError(
+            "config.train.data_parallel=False: a run of several processes trains data-parallel "
+            "over all their devices; set it to True or launch a single process."
+        )
     for field in ("batch_size", "num_epochs", "eval_every", "eval_batch_size"):
         if config.train[field] <= 0:
             raise ValueError(f"config.train.{field}={config.train[field]}: must be > 0.")
@@ -93,11 +105,13 @@ class Setup:
     steps_per_epoch: int
     example: dict[str, Array]  # a batch of zeros, for initialisation
     context: Any  # the family's `training_context` (M2's labelled subset), usually None
-    mesh: parallel.Mesh | None  # data parallelism over local devices (None: one device)
+    mesh: parallel.Mesh | None  # data parallelism over all devices (None: one device)
 
 
 def setup(config, data_parallel: bool = True) -> Setup:
-    mesh = parallel.local_mesh(config) if data_parallel else None
+    """Each process of a multi-process run loads the whole dataset and holds it replicated, its
+    copy being its part of the global arrays (`parallel.replicate`)."""
+    mesh = parallel.global_mesh(config) if data_parallel else None
     parallel.check_divisible(config.train.batch_size, mesh, "config.train.batch_size")
     parallel.check_divisible(config.train.eval_batch_size, mesh, "config.train.eval_batch_size")
     dataset = data.load(config.data)
@@ -181,7 +195,8 @@ def train_and_evaluate(
             shown = {"train": ("loss",), split: model.progress_terms}
             examples = run.steps_per_epoch * config.train.batch_size
             last_saved = start_epoch
-            interrupts.check(f"at epoch {start_epoch}")
+            if _stop_requested():
+                _stop(f"at epoch {start_epoch}")
             for epoch_number in range(start_epoch + 1, num_epochs + 1):
                 start = time.perf_counter()
                 state, train_metrics = train_epoch(
@@ -208,14 +223,26 @@ def train_and_evaluate(
                 out.write_epoch(epoch_number, state.step, rows, shown=shown, seconds=seconds)
 
                 # After SIGINT or SIGTERM (`interrupts.install`): save this epoch and stop.
-                stopping = interrupts.requested()
+                stopping = _stop_requested()
                 every = config.checkpoint.every_epochs
                 if stopping or epoch_number % every == 0 or epoch_number == num_epochs:
                     out.save(epoch_number, state)
                     last_saved = epoch_number
                 if stopping:
-                    interrupts.check(f"at epoch {epoch_number}")
+                    _stop(f"at epoch {epoch_number}")
             return out.final
+
+
+def _stop_requested() -> bool:
+    """Whether SIGINT or SIGTERM was recorded, in this process or in any other of a multi-process
+    run: they stop at the same epoch boundary, or those going on would wait for the others."""
+    return parallel.any_process(interrupts.requested())
+
+
+def _stop(where: str) -> NoReturn:
+    """Raises `interrupts.Interrupted`: this process's signal, or another process's."""
+    interrupts.check(where)
+    raise interrupts.Interrupted(signal.SIGTERM, where)
 
 
 def _fold_in(key: Array, data_: int) -> Array:

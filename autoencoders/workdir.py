@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 
-from autoencoders import checkpoints, data, metrics, models, optim, sweeps
+from autoencoders import checkpoints, data, metrics, models, optim, parallel, sweeps
 
 CONFIG_FILE = "config.json"
 # What every config.json holds (`configs.common.base_config`): readers index these sections.
@@ -64,17 +64,51 @@ def config_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
     return json.loads(config.to_json_best_effort())
 
 
+# Changing these leaves every result already written, and every later one, as they would be:
+# how often to evaluate and to checkpoint, and how many checkpoints to keep.
+PERIODIC_FIELDS = ("train.eval_every", "checkpoint.every_epochs", "checkpoint.max_to_keep")
+# Learning-rate schedules that do not depend on the number of epochs (more epochs extend them).
+SCHEDULES_WITHOUT_LENGTH = ("constant", "iwae_stages")
+
+
+def changes_needing_permission(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The flattened fields that differ between two configs, except those a resumed run may
+    change without --allow_config_change: `PERIODIC_FIELDS`, and more epochs under a schedule
+    that does not depend on their number (the longer run equals a fresh run of that length)."""
+    diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    longer = (
+        isinstance(old.get("train.num_epochs"), int)
+        and isinstance(new.get("train.num_epochs"), int)
+        and new["train.num_epochs"] > old["train.num_epochs"]
+        and new.get("optimizer.schedule") in SCHEDULES_WITHOUT_LENGTH
+    )
+    free = set(PERIODIC_FIELDS) | ({"train.num_epochs"} if longer else set())
+    return [k for k in diff if k not in free]
+
+
+def added_since(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of `new` that a config written before they existed (`old`) lacks, at their
+    default (`configs.common.base_config`): such a run was trained with that default."""
+    from configs import common  # noqa: PLC0415 - the defaults live with the configs
+
+    defaults = flatten(config_json(common.base_config()))
+    return {k: defaults[k] for k in new.keys() - old.keys() if k in defaults}
+
+
 def config_changes(config, workdir: str, allow_config_change: bool) -> list[str] | None:
     """The fields in which `config` differs from the run in `workdir` (None: no run there yet);
-    a ValueError naming them unless `allow_config_change`. Reads only: training calls it before
-    it takes the workdir's lock, so a refused run changes nothing."""
+    a ValueError naming those of `changes_needing_permission` unless `allow_config_change`.
+    Reads only: training calls it before it takes the workdir's lock, so a refused run changes
+    nothing."""
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
         return None
     old, new = flatten(read_config_json(path)), flatten(config_json(config))
+    old = {**added_since(old, new), **old}
     diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-    if diff and not allow_config_change:
-        changes = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
+    refused = changes_needing_permission(old, new)
+    if refused and not allow_config_change:
+        changes = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in refused)
         raise ValueError(
             f"{workdir} holds a run with a different config ({changes}): use a new "
             "--workdir, or pass --allow_config_change to resume this run with the new config."
@@ -89,8 +123,11 @@ def write_or_check_config(config, workdir: str, allow_config_change: bool) -> No
 
 def write_config(config, workdir: str, changes: list[str] | None) -> None:
     """Writes workdir/config.json, given `config_changes`: for a new run, or for a changed one
-    (the old file kept as config.<time>.json); an unchanged one is left as it is."""
+    (the old file kept as config.<time>.json); an unchanged one is left as it is. Process 0 of a
+    multi-process run writes it for all."""
     path = os.path.join(workdir, CONFIG_FILE)
+    if not parallel.is_primary():
+        return
     if changes is not None:
         if not changes:
             return
@@ -173,14 +210,18 @@ def restore_params(workdir: str, epoch: int | None = None):
 
 class RunDir:
     """An open run directory as training writes it: Orbax checkpoints, the metrics log, and a
-    progress line per epoch. `final` holds the last values written, as `<split>/<name>`."""
+    progress line per epoch. `final` holds the last values written, as `<split>/<name>`.
+
+    In a multi-process run every process opens it with the same calls: all of them save and
+    restore (Orbax's multi-host checkpoints), and process 0 alone writes the metrics log.
+    """
 
     def __init__(self, workdir: str, config, name: str = ""):
         self.workdir = workdir
         self.name = name  # a vmapped member's name; '' for a plain run
         self.num_epochs = config.train.num_epochs
         self.manager = checkpoints.checkpoint_manager(workdir, config)
-        self.log = metrics.MetricsLog(workdir)
+        self.log = metrics.MetricsLog(workdir) if parallel.is_primary() else None
         self.final: dict[str, float] = {}
         self.damaged: list[dict[str, Any]] = []  # checkpoints set aside by `restore`
 
@@ -190,6 +231,8 @@ class RunDir:
         were set aside as damaged (`damaged_checkpoints`, when there were any)."""
         num_params = sum(p.size for p in jax.tree.leaves(state.params))
         damaged = {"damaged_checkpoints": self.damaged} if self.damaged else {}
+        if self.log is None:
+            return
         self.log.event(
             "start",
             resumed_from_epoch=start_epoch,
@@ -214,7 +257,8 @@ class RunDir:
             if values is None:
                 continue
             values = {k: float(v) for k, v in values.items()}
-            self.log.write(step=int(step), epoch=epoch, split=split, values=values)
+            if self.log is not None:
+                self.log.write(step=int(step), epoch=epoch, split=split, values=values)
             self.final.update({f"{split}/{k}": v for k, v in values.items()})
             line += f"  {split}: " + "  ".join(
                 f"{k} {values[k]:.3f}" for k in shown[split] if k in values
@@ -255,7 +299,8 @@ class RunDir:
             self.manager.wait_until_finished()
             self.manager.close()
         finally:
-            self.log.close()
+            if self.log is not None:
+                self.log.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,12 +348,26 @@ def lock(workdir: str) -> Iterator[None]:
     operating system drops the lock when the holder exits, so a crash or kill leaves nothing to
     clean up and the next run resumes. Without flock (Windows, some cluster file systems) runs
     are not locked, and a warning says so.
+
+    In a multi-process run process 0 holds it for all (any other run on the workdir has a process
+    0 that tries it); every process learns whether it got it (`parallel.agree`), so a refused run
+    stops all its processes at once instead of leaving some waiting for the others.
     """
-    with open(os.path.join(workdir, LOCK_FILE), "a+") as f:
-        try:
-            _claim(f, workdir)
-        except OSError as e:
-            logging.warning("Training in %s without a workdir lock: %s", workdir, e)
+    with contextlib.ExitStack() as stack:
+        refused = None
+        if parallel.is_primary():
+            f = stack.enter_context(open(os.path.join(workdir, LOCK_FILE), "a+"))
+            try:
+                _claim(f, workdir)
+            except WorkdirInUse as e:
+                refused = e
+            except OSError as e:
+                logging.warning("Training in %s without a workdir lock: %s", workdir, e)
+        if not parallel.agree(refused is None):
+            raise refused or WorkdirInUse(
+                f"workdir {workdir!r} is in use by another training run (process 0 of this run "
+                "could not lock it)."
+            )
         yield
 
 
@@ -334,16 +393,24 @@ def _claim(lock_file, workdir: str) -> None:
 
 
 class QuietLibraries(logging.Filter):
-    """Drops INFO chatter from Orbax and TFDS (dozens of lines per checkpoint); keeps warnings."""
+    """Drops INFO chatter from Orbax and TFDS (dozens of lines per checkpoint) and JAX's search
+    for backends ("Unable to initialize backend 'tpu'" on every machine without one); keeps
+    warnings."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        noisy = any(lib in record.pathname for lib in ("orbax", "tensorflow_datasets"))
+        noisy = any(
+            lib in record.pathname for lib in ("orbax", "tensorflow_datasets", "xla_bridge")
+        )
         return record.levelno >= logging.WARNING or not noisy
 
 
 @contextlib.contextmanager
 def file_log(workdir: str) -> Iterator[None]:
-    """The run's log lines also go to workdir/log.txt (library chatter filtered out)."""
+    """The run's log lines also go to workdir/log.txt (library chatter filtered out), process
+    0's in a multi-process run."""
+    if not parallel.is_primary():
+        yield
+        return
     handler = logging.FileHandler(os.path.join(workdir, LOG_FILE))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(QuietLibraries())

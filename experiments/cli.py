@@ -31,10 +31,31 @@ _USER_ERRORS = (
 )
 
 
+class ConsoleFormat(logging.logging.Formatter):
+    """One short line per event on the console: the message, prefixed by its level unless INFO
+    (absl's prefix of date, thread and source line stays in log.txt's fuller record)."""
+
+    def format(self, record: logging.logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno != logging.logging.INFO:
+            text = f"{record.levelname.lower()}: {text}"
+        return text
+
+
+def quiet_console() -> None:
+    """The console handler's short format and library filter (`workdir.QuietLibraries`): set on
+    import, so lines logged while flags are parsed (JAX's backend search) are already quiet."""
+    handler = logging.get_absl_handler()
+    handler.setFormatter(ConsoleFormat())
+    handler.addFilter(workdirs.QuietLibraries())
+
+
+quiet_console()
+
+
 def start(argv: list[str]) -> None:
     no_stray_arguments(argv)
     logging.set_verbosity(logging.INFO)
-    logging.get_absl_handler().addFilter(workdirs.QuietLibraries())
     register_threefry()
 
 

@@ -1,6 +1,7 @@
 """The training loop: learning, one trace per run, resume, NaN guard, config checks, metrics."""
 
 import json
+import logging
 import os
 
 import jax
@@ -137,6 +138,44 @@ def test_resuming_with_a_different_config_is_refused(tmp_path):
     config.model.latent_dim = 3
     with pytest.raises(ValueError, match=r"(?s)model.latent_dim: 2 -> 3.*--allow_config_change"):
         training.train_and_evaluate(config, str(tmp_path))
+
+
+def test_more_epochs_or_other_periods_resume_without_permission(tmp_path):
+    """Raising num_epochs under a schedule that does not depend on it, or changing how often
+    to evaluate and checkpoint, resumes as it is: the longer run equals a fresh run that long."""
+    fresh = training.train_and_evaluate(tiny_config("vae"), str(tmp_path / "fresh"))
+    config = tiny_config("vae", **{"train.num_epochs": 1})
+    training.train_and_evaluate(config, str(tmp_path / "extended"))
+    config.train.num_epochs = 3
+    config.checkpoint.max_to_keep = 5
+    extended = training.train_and_evaluate(config, str(tmp_path / "extended"))
+    speed = "train/examples_per_sec"
+    assert {k: v for k, v in extended.items() if k != speed} == {
+        k: v for k, v in fresh.items() if k != speed
+    }
+    # A schedule that depends on the number of epochs would not give that run: refused.
+    config = tiny_config("vae", **{"train.num_epochs": 1, "optimizer.schedule": "cosine"})
+    training.train_and_evaluate(config, str(tmp_path / "cosine"))
+    config.train.num_epochs = 2
+    with pytest.raises(ValueError, match=r"train.num_epochs: 1 -> 2.*--allow_config_change"):
+        training.train_and_evaluate(config, str(tmp_path / "cosine"))
+
+
+def test_a_run_written_before_a_config_field_existed_resumes_as_it_is(tmp_path, caplog):
+    """config.json of an older version lacks fields added since (data.image_size): they count
+    as their default, so re-running the same command is no config change."""
+    config = tiny_config("vae", **{"train.num_epochs": 1})
+    training.train_and_evaluate(config, str(tmp_path))
+    path = tmp_path / "config.json"
+    written = json.loads(path.read_text())
+    del written["data"]["image_size"]
+    path.write_text(json.dumps(written))
+    config.train.num_epochs = 2
+    with caplog.at_level(logging.WARNING):
+        training.train_and_evaluate(config, str(tmp_path))
+    assert [r.getMessage() for r in caplog.records if "changed config" in r.getMessage()] == [
+        "Resuming with a changed config: train.num_epochs"
+    ]
 
 
 def test_a_workdir_in_use_is_refused_and_released_after(vae_run):
