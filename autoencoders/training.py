@@ -189,25 +189,36 @@ def train_and_evaluate(
                 headline=model.headline,
                 units={**model.term_units(), **LOOP_UNITS},
             )
-            if start_epoch:
-                logging.info("Resumed from the checkpoint of epoch %d.", start_epoch)
+            if start_epoch >= num_epochs:
+                logging.info(
+                    "Complete: %s holds all %d epochs; nothing to train (raise "
+                    "config.train.num_epochs to go on; `experiments.evaluate` evaluates it).",
+                    workdir,
+                    num_epochs,
+                )
+            elif start_epoch:
+                logging.info(
+                    "Resumed from the checkpoint of epoch %d of %d.", start_epoch, num_epochs
+                )
             split = config.data.eval_split
             shown = {"train": ("loss",), split: model.progress_terms}
             examples = run.steps_per_epoch * config.train.batch_size
             last_saved = start_epoch
             if _stop_requested():
                 _stop(f"at epoch {start_epoch}")
+            clock = CompileClock()
             for epoch_number in range(start_epoch + 1, num_epochs + 1):
-                start = time.perf_counter()
+                start, _ = time.perf_counter(), clock.take()
                 state, train_metrics = train_epoch(
                     state, run.train.images, run.train.labels, _fold_in(train_key, epoch_number)
                 )
                 train_metrics = jax.device_get(train_metrics)
-                seconds = time.perf_counter() - start
+                seconds, compiling = time.perf_counter() - start, clock.take()
                 _check_finite(train_metrics, epoch_number, last_saved, workdir)
 
+                # Throughput of the training itself: the epoch's time less JAX's compiling in it.
                 train_metrics["examples_per_sec"] = np.full_like(
-                    train_metrics["loss"], examples / seconds
+                    train_metrics["loss"], examples / max(seconds - compiling, 1e-9)
                 )
                 learning_rate = optim.current_learning_rate(state.opt_state)
                 if learning_rate is not None:
@@ -220,7 +231,14 @@ def train_and_evaluate(
                         )
                     )
                 rows = {"train": train_metrics, split: eval_metrics}
-                out.write_epoch(epoch_number, state.step, rows, shown=shown, seconds=seconds)
+                out.write_epoch(
+                    epoch_number,
+                    state.step,
+                    rows,
+                    shown=shown,
+                    seconds=seconds,
+                    compiling=compiling,
+                )
 
                 # After SIGINT or SIGTERM (`interrupts.install`): save this epoch and stop.
                 stopping = _stop_requested()
@@ -231,6 +249,37 @@ def train_and_evaluate(
                 if stopping:
                     _stop(f"at epoch {epoch_number}")
             return out.final
+
+
+class CompileClock:
+    """Seconds JAX spends tracing, lowering and compiling (or loading compiled programs from
+    its cache), from `jax.monitoring`'s duration events: reported apart from throughput."""
+
+    EVENTS = (
+        "/jax/core/compile/jaxpr_trace_duration",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration",
+        "/jax/core/compile/backend_compile_duration",
+        "/jax/compilation_cache/cache_retrieval_time_sec",
+    )
+    _seconds = 0.0  # all clocks count the same events: the listener is registered once
+    _registered = False
+
+    @classmethod
+    def _listen(cls, event: str, duration: float, **kwargs: Any) -> None:
+        if event in cls.EVENTS:
+            CompileClock._seconds += duration
+
+    def __init__(self):
+        if not CompileClock._registered:
+            jax.monitoring.register_event_duration_secs_listener(CompileClock._listen)
+            CompileClock._registered = True
+        self._mark = CompileClock._seconds
+
+    def take(self) -> float:
+        """Seconds of compiling since the last `take` (or since this clock was made)."""
+        now = CompileClock._seconds
+        seconds, self._mark = now - self._mark, now
+        return seconds
 
 
 def _stop_requested() -> bool:

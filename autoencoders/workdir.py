@@ -249,9 +249,10 @@ class RunDir:
         *,
         shown: Mapping[str, tuple[str, ...]],
         seconds: float,
+        compiling: float = 0.0,
     ) -> None:
         """Appends one metrics row per split (None: not evaluated this epoch) and logs a progress
-        line with the `shown` metrics of each split."""
+        line with the `shown` metrics of each split, and the epoch's seconds of `compiling`."""
         line = f"epoch {epoch}/{self.num_epochs}" + (f" [{self.name}]" if self.name else "")
         for split, values in rows.items():
             if values is None:
@@ -264,7 +265,8 @@ class RunDir:
                 f"{k} {values[k]:.3f}" for k in shown[split] if k in values
             )
         examples_per_sec = rows["train"]["examples_per_sec"]
-        logging.info("%s  %.0f examples/s  %.1f s", line, examples_per_sec, seconds)
+        compiled = f" ({compiling:.1f} s of it compiling)" if compiling >= 0.05 else ""
+        logging.info("%s  %.0f examples/s  %.1f s%s", line, examples_per_sec, seconds, compiled)
 
     def restore(self, state: Any) -> tuple[Any, int]:
         """(state, epoch) from the newest checkpoint that restores (`restore_newest`): newer,

@@ -190,7 +190,7 @@ def test_cli_reports_a_damaged_checkpoint_in_one_line(tmp_path):
     (line,) = [line for line in rerun.stderr.splitlines() if "cannot be restored" in line]
     assert "epoch 2" in line and "checkpoints_damaged" in line
     assert "Traceback" not in rerun.stderr and "Exception ignored" not in rerun.stderr
-    assert "Resumed from the checkpoint of epoch 1." in rerun.stderr
+    assert "Resumed from the checkpoint of epoch 1 of 2." in rerun.stderr
     start = json.loads(
         [row for row in (tmp_path / "metrics.jsonl").read_text().splitlines() if "start" in row][-1]
     )

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,3 +173,20 @@ def test_dataclass_flags_take_help_from_fields_and_types_from_defaults():
     assert cli.dataclass_from_flags(_Fields, holders) == _Fields(0, 0.5, (3, 4), "z", True)
     with pytest.raises(TypeError, match=r"_Undocumented.plain: declare it as evaluation.option"):
         cli.define_dataclass_flags(_Undocumented, flag_values=flags.FlagValues())
+
+
+def test_a_finished_run_rerun_says_it_is_complete_and_compiling_is_apart(tmp_path):
+    """The first epoch's line names its seconds of compiling, and its examples/s leave them out;
+    re-running a finished run trains nothing, says so, and exits 0."""
+    command = [
+        sys.executable, "-m", "experiments.train", "--config=configs/vae.py:data=digits,latent=2",
+        "--config.network.hidden=(16,)", "--config.train.num_epochs=2", f"--workdir={tmp_path}",
+    ]  # fmt: skip
+    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (epoch_1,) = [line for line in first.stderr.splitlines() if line.startswith("epoch 1/2")]
+    assert re.search(r"examples/s  [\d.]+ s \([\d.]+ s of it compiling\)$", epoch_1), epoch_1
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0
+    assert f"Complete: {tmp_path} holds all 2 epochs; nothing to train" in again.stderr
+    assert "epoch 1/2" not in again.stderr and "Resumed" not in again.stderr

@@ -111,7 +111,7 @@ def test_a_signal_at_any_moment_stops_the_run_cleanly_and_it_resumes(tmp_path, s
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     if stopped_at:
-        assert f"Resumed from the checkpoint of epoch {stopped_at}." in resumed.stderr
+        assert f"Resumed from the checkpoint of epoch {stopped_at} of " in resumed.stderr
     assert EPOCHS in metrics.latest_by_epoch(str(workdir / "metrics.jsonl"), "test")
 
 
