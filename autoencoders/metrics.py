@@ -1,4 +1,5 @@
-"""Metric logging: `workdir/metrics.jsonl` (append-only) plus TensorBoard events (CLU writers).
+"""Metric logging: `workdir/metrics.jsonl` (append-only) plus TensorBoard events (CLU writers):
+the scalars, and the run's hparams for the HParams dashboard.
 
 Each JSONL line is one object. Metric rows: {"step", "epoch", "split", "time", <name>: value, ...}
 with values per example (nats per image where they are log-likelihood terms). Event rows carry an
@@ -34,6 +35,11 @@ class MetricsLog:
         row.update({k: float(v) for k, v in values.items()})
         self._append(row)
         self._tb.write_scalars(int(step), {f"{split}/{k}": float(v) for k, v in values.items()})
+
+    def hparams(self, values: Mapping[str, Any]) -> None:
+        """The run's settings for TensorBoard's HParams dashboard (which compares the runs of
+        a sweep side by side, with their scalars), written on every (re)start."""
+        self._tb.write_hparams(values)
 
     def event(self, name: str, **fields: Any) -> None:
         self._append({"event": name, "time": time.time(), **fields})

@@ -95,6 +95,15 @@ def added_since(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
     return {k: defaults[k] for k in new.keys() - old.keys() if k in defaults}
 
 
+def hparams(config) -> dict[str, bool | int | float | str]:
+    """The config flattened (`model.latent_dim`, ...) as TensorBoard's HParams dashboard takes
+    it: numbers, booleans and text (tuples and the like as their JSON)."""
+    return {
+        k: v if isinstance(v, bool | int | float | str) else json.dumps(v)
+        for k, v in flatten(config_json(config)).items()
+    }
+
+
 def config_changes(config, workdir: str, allow_config_change: bool) -> list[str] | None:
     """The fields in which `config` differs from the run in `workdir` (None: no run there yet);
     a ValueError naming those of `changes_needing_permission` unless `allow_config_change`.
@@ -222,6 +231,7 @@ class RunDir:
         self.num_epochs = config.train.num_epochs
         self.manager = checkpoints.checkpoint_manager(workdir, config)
         self.log = metrics.MetricsLog(workdir) if parallel.is_primary() else None
+        self.hparams = hparams(config)
         self.final: dict[str, float] = {}
         self.damaged: list[dict[str, Any]] = []  # checkpoints set aside by `restore`
 
@@ -240,6 +250,7 @@ class RunDir:
             num_params=int(num_params),
             **damaged,
         )
+        self.log.hparams(self.hparams)
 
     def write_epoch(
         self,

@@ -372,3 +372,26 @@ def test_evaluation_figures_are_tensorboard_images(vae_run):
     (event,) = events.Tensors("figures/reconstructions")
     steps = [row["step"] for row in metrics.read(os.path.join(vae_run.workdir, "metrics.jsonl"))]
     assert event.step == max(steps)
+
+
+def test_each_run_writes_its_hparams_for_tensorboards_dashboard(sweep):
+    """The HParams dashboard compares a sweep's runs: each run's TensorBoard holds its settings."""
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
+    from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: PLC0415
+
+    seen = {}
+    for run_dir in sorted(p for p in sweep.iterdir() if (p / "tensorboard").is_dir()):
+        events = event_accumulator.EventAccumulator(str(run_dir / "tensorboard"))
+        events.Reload()
+        content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+        values = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+                  for k, v in info.hparams.items()}  # fmt: skip
+        seen[run_dir.name] = (values["model.latent_dim"], values["seed"])
+        assert values["data.name"] == "digits" and values["network.hidden"] == "[16]"
+    assert seen == {
+        "latent_dim=2,seed=0": (2, 0),
+        "latent_dim=2,seed=1": (2, 1),
+        "latent_dim=3,seed=0": (3, 0),
+        "latent_dim=3,seed=1": (3, 1),
+    }
