@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import math
 import os
 import shutil
 import socket
@@ -67,8 +68,14 @@ class DataSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    images: jax.Array  # uint8 (N, H, W, C) grey levels on device, or float32 values in [0, 1]
-    labels: jax.Array  # int32 (N,), −1 where the dataset has no labels
+    # uint8 (N, H, W, C) grey levels, or float32 values in [0, 1]: on device, or numpy when the
+    # dataset is over `config.data.device_budget_mb` (`streamed`)
+    images: jax.Array | np.ndarray
+    labels: jax.Array | np.ndarray  # int32 (N,), −1 where the dataset has no labels
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.images, np.ndarray)
 
     @property
     def size(self) -> int:
@@ -125,6 +132,11 @@ def check_config(data_cfg) -> None:
     if data_cfg.eval_split not in ("test", "valid"):
         raise ValueError(
             f"config.data.eval_split={data_cfg.eval_split!r}: must be 'test' or 'valid'."
+        )
+    if not device_budget_mb(data_cfg) > 0:
+        raise ValueError(
+            f"config.data.device_budget_mb={device_budget_mb(data_cfg)}: must be > 0 (datasets "
+            "larger than this many MB stream from host memory)."
         )
     if _image_size(data_cfg) < 0:
         raise ValueError(
@@ -409,18 +421,34 @@ def load(data_cfg) -> Dataset:
             )
         order = np.random.default_rng(data_cfg.split_seed).permutation(len(train_x))
         valid_idx, train_idx = order[: data_cfg.valid_size], np.sort(order[data_cfg.valid_size :])
-        valid = _to_device(train_x[valid_idx], train_y[valid_idx])
+        valid = (train_x[valid_idx], train_y[valid_idx])
         train_x, train_y = train_x[train_idx], train_y[train_idx]
 
-    return Dataset(
-        spec=spec,
-        train=_to_device(train_x, train_y),
-        valid=valid,
-        test=_to_device(*arrays["test"]),
-    )
+    splits = {"train": (train_x, train_y), "valid": valid, "test": arrays["test"]}
+    megabytes = sum(x.nbytes + y.nbytes for x, y in filter(None, splits.values())) / 2**20
+    on_device = megabytes <= device_budget_mb(data_cfg)
+    if not on_device:
+        logging.info(
+            "%s: %.0f MB, over config.data.device_budget_mb=%g: streamed from host memory, one "
+            "minibatch at a time.",
+            data_cfg.name,
+            megabytes,
+            device_budget_mb(data_cfg),
+        )
+    made = {k: None if v is None else _split(*v, on_device) for k, v in splits.items()}
+    return Dataset(spec=spec, train=made["train"], valid=made["valid"], test=made["test"])
 
 
-def _to_device(images: np.ndarray, labels: np.ndarray) -> Split:
+def device_budget_mb(data_cfg) -> float:
+    """Datasets up to this many MB are loaded whole into device memory, larger ones stream (a
+    config written before the field loads whole, as it did)."""
+    return data_cfg.get("device_budget_mb", math.inf)
+
+
+def _split(images: np.ndarray, labels: np.ndarray, on_device: bool) -> Split:
+    """A split in device memory, or left in host memory (numpy) to be streamed."""
+    if not on_device:
+        return Split(images=np.ascontiguousarray(images), labels=np.asarray(labels, np.int32))
     return Split(images=jnp.asarray(images), labels=jnp.asarray(labels, jnp.int32))
 
 

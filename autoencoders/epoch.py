@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from autoencoders import data, models, parallel
@@ -56,20 +57,24 @@ def make_train_epoch(
     mesh: parallel.Mesh | None = None,
     *,
     compiled: bool = True,
+    streamed: bool = False,
 ) -> Callable:
     """(state, images, labels, key) -> (state, epoch-mean metrics), donating the state.
 
     `context` is the family's `training_context` (labelled-example indices for M2). With a `mesh`,
     each minibatch is split over its devices (data parallelism, `parallel.py`). `compiled=False`
     returns the scanned epoch unjitted, for callers that wrap it further (vmapped members).
+    `streamed`: images and labels are host (numpy) arrays, too large for the device; each
+    minibatch is gathered on the host and sent, in the order and with the keys of the device
+    path, so the epoch is the same computation as the per-step loop on device-resident data.
     """
     batch_size = config.train.batch_size
     preprocess = preprocessor(model, config.data)
 
-    def shuffle(images: Array, key: Array) -> tuple[Array, Array]:
+    def shuffle(num_examples: int, key: Array) -> tuple[Array, Array]:
         perm_key, step_key = jax.random.split(key)
         used = steps_per_epoch * batch_size  # the remainder is dropped; shuffling varies it
-        order = jax.random.permutation(perm_key, images.shape[0])[:used]
+        order = jax.random.permutation(perm_key, num_examples)[:used]
         return order.reshape(steps_per_epoch, batch_size), step_key
 
     def train_step(state, inputs, images, labels, step_key):
@@ -86,12 +91,33 @@ def make_train_epoch(
         grads, terms = jax.grad(model.loss, has_aux=True)(state.params, batch, model_key)
         return state.apply_gradients(grads, tx), model.training_metrics(terms)
 
+    shuffle_jit = jax.jit(shuffle, static_argnums=0)
+    if streamed:
+        within_batch = jnp.arange(batch_size)  # the minibatch is gathered already: all of it
+
+        def streamed_step(state, i, images, labels, step_key):
+            return train_step(state, (within_batch, i), images, labels, step_key)
+
+        streamed_step_jit = jax.jit(streamed_step, donate_argnums=0)
+
+        def train_epoch_streamed(state, images, labels, key):
+            order, step_key = shuffle_jit(images.shape[0], key)
+            order, step_metrics = np.asarray(order), []
+            for i in range(steps_per_epoch):
+                batch = order[i]
+                state, metrics = streamed_step_jit(
+                    state, i, images[batch], labels[batch], step_key
+                )
+                step_metrics.append(metrics)
+            return state, jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *step_metrics)
+
+        return train_epoch_streamed
+
     if compiled and epoch_loop(config) == "steps":
-        shuffle_jit = jax.jit(shuffle)
         step_jit = jax.jit(train_step, donate_argnums=0)
 
         def train_epoch_by_steps(state, images, labels, key):
-            order, step_key = shuffle_jit(images, key)
+            order, step_key = shuffle_jit(images.shape[0], key)
             step_metrics = []
             for i in range(steps_per_epoch):
                 state, metrics = step_jit(state, (order[i], i), images, labels, step_key)
@@ -101,7 +127,7 @@ def make_train_epoch(
         return train_epoch_by_steps
 
     def train_epoch(state, images, labels, key):
-        order, step_key = shuffle(images, key)
+        order, step_key = shuffle(images.shape[0], key)
         step = functools.partial(train_step, images=images, labels=labels, step_key=step_key)
         state, step_metrics = jax.lax.scan(step, state, (order, jnp.arange(steps_per_epoch)))
         # Mean over all minibatches of the epoch (equal sizes), not the last one.
@@ -116,14 +142,40 @@ def make_evaluate(
     mesh: parallel.Mesh | None = None,
     *,
     compiled: bool = True,
+    streamed: bool = False,
 ) -> Callable:
     """(params, images, labels, key) -> per-example means of `model.eval_terms` over a split.
 
     The split is padded to whole batches and padded rows are masked out, so every example counts
     once. The noise key is fixed by the caller, so the result is the same at every evaluation.
+    `streamed`: a host (numpy) split, sent one batch at a time; the same batches and keys.
     """
     batch_size = config.train.eval_batch_size
     preprocess = preprocessor(model, config.data)
+
+    def batch_sums(params, images, labels, weight, key, i):
+        """Sums over one padded batch (`weight` 0 on padding) of each of `model.eval_terms`."""
+        data_key, model_key = jax.random.split(jax.random.fold_in(key, i))
+        batch = {"x": preprocess(images, data_key), "y": labels}
+        terms = model.eval_terms(params, parallel.shard_batch(batch, mesh), model_key)
+        return {k: jnp.sum(v * weight) for k, v in terms.items()}
+
+    if streamed:
+        batch_sums_jit = jax.jit(batch_sums)
+
+        def evaluate_streamed(params, images, labels, key):
+            n, totals = images.shape[0], None
+            for i, start in enumerate(range(0, n, batch_size)):
+                x, y = images[start : start + batch_size], labels[start : start + batch_size]
+                pad = batch_size - len(x)
+                weight = np.pad(np.ones(len(x), np.float32), (0, pad))
+                x = np.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+                y = np.pad(y, (0, pad), constant_values=-1)
+                sums = batch_sums_jit(params, x, y, weight, key, i)
+                totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+            return {k: v / n for k, v in totals.items()}
+
+        return evaluate_streamed
 
     def evaluate(params, images, labels, key):
         n = images.shape[0]
@@ -135,12 +187,14 @@ def make_evaluate(
 
         def body(totals, i):
             start = i * batch_size
-            data_key, model_key = jax.random.split(jax.random.fold_in(key, i))
-            x = preprocess(jax.lax.dynamic_slice_in_dim(images, start, batch_size), data_key)
-            batch = {"x": x, "y": jax.lax.dynamic_slice_in_dim(labels, start, batch_size)}
-            terms = model.eval_terms(params, parallel.shard_batch(batch, mesh), model_key)
-            weight = jax.lax.dynamic_slice_in_dim(mask, start, batch_size)
-            sums = {k: jnp.sum(v * weight) for k, v in terms.items()}
+            sums = batch_sums(
+                params,
+                jax.lax.dynamic_slice_in_dim(images, start, batch_size),
+                jax.lax.dynamic_slice_in_dim(labels, start, batch_size),
+                jax.lax.dynamic_slice_in_dim(mask, start, batch_size),
+                key,
+                i,
+            )
             return jax.tree.map(jnp.add, totals, sums), None
 
         shapes = jax.eval_shape(

@@ -106,6 +106,7 @@ class Setup:
     example: dict[str, Array]  # a batch of zeros, for initialisation
     context: Any  # the family's `training_context` (M2's labelled subset), usually None
     mesh: parallel.Mesh | None  # data parallelism over all devices (None: one device)
+    streamed: bool  # the splits stay in host memory, sent a minibatch at a time
 
 
 def setup(config, data_parallel: bool = True) -> Setup:
@@ -123,6 +124,9 @@ def setup(config, data_parallel: bool = True) -> Setup:
             "examples."
         )
     steps_per_epoch = dataset.train.size // batch_size
+    streamed = dataset.train.streamed
+    if streamed:
+        _check_streamable(config, model)
     context = model.training_context(np.asarray(dataset.train.labels), config.data.split_seed)
     return Setup(
         model=model,
@@ -136,10 +140,27 @@ def setup(config, data_parallel: bool = True) -> Setup:
         },
         context=context,
         mesh=mesh,
+        streamed=streamed,
     )
 
 
+def _check_streamable(config, model: models.Model) -> None:
+    """A streamed dataset feeds one minibatch at a time to one program on this process."""
+    budget = f"config.data.device_budget_mb={data.device_budget_mb(config.data)}"
+    if members.vmapped(config):
+        raise ValueError(f"{budget}: the dataset streams, and vmapped members cannot; raise it.")
+    if parallel.multi_process():
+        raise ValueError(f"{budget}: the dataset streams, and a multi-process run cannot.")
+    if model.labelled_minibatches:
+        raise ValueError(
+            f"{budget}: the dataset streams, and {config.model.family}'s labelled minibatches "
+            "draw from the whole training split on the device; raise it."
+        )
+
+
 def _replicate(split: data.Split, mesh: parallel.Mesh | None) -> data.Split:
+    if split.streamed:
+        return split
     images, labels = parallel.replicate((split.images, split.labels), mesh)
     return dataclasses.replace(split, images=images, labels=labels)
 
@@ -175,9 +196,10 @@ def train_and_evaluate(
             state = model.init_state(jax.random.fold_in(root, _INIT), run.example, run.tx)
             state = parallel.replicate(state, run.mesh)  # restored checkpoints land replicated too
             train_epoch = epoch.make_train_epoch(
-                model, run.tx, config, run.steps_per_epoch, run.context, run.mesh
-            )
-            evaluate = epoch.make_evaluate(model, config, run.mesh)
+                model, run.tx, config, run.steps_per_epoch, run.context, run.mesh,
+                streamed=run.streamed,
+            )  # fmt: skip
+            evaluate = epoch.make_evaluate(model, config, run.mesh, streamed=run.streamed)
             train_key, eval_key = jax.random.fold_in(root, _TRAIN), jax.random.fold_in(root, _EVAL)
             out = workdirs.RunDir(workdir, config)
 

@@ -103,6 +103,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.split_seed = 0  # validation split and static binarization
     c.data.eval_split = "test"  # test | valid
     c.data.image_size = 0  # > 0: centre-crop and resize every image to this square; 0 = keep
+    c.data.device_budget_mb = 4096.0  # larger datasets stream from host memory, batch by batch
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "adam"  # adam | adamw | sgd | adagrad | rmsprop
