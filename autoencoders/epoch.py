@@ -105,9 +105,7 @@ def make_train_epoch(
             order, step_metrics = np.asarray(order), []
             for i in range(steps_per_epoch):
                 batch = order[i]
-                state, metrics = streamed_step_jit(
-                    state, i, images[batch], labels[batch], step_key
-                )
+                state, metrics = streamed_step_jit(state, i, images[batch], labels[batch], step_key)
                 step_metrics.append(metrics)
             return state, jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *step_metrics)
 
