@@ -327,11 +327,16 @@ def _check_finite(values: dict[str, Any], epoch_number: int, last_saved: int, wo
     """A NaN or Inf stops the run before anything of the epoch is written or saved."""
     bad = {k: v for k, v in values.items() if not np.all(np.isfinite(v))}
     if bad:
+        kept = (
+            f"the last good checkpoint (epoch {last_saved}) is kept in {workdir}"
+            if last_saved
+            else f"no checkpoint was written yet in {workdir}"
+        )
         raise FloatingPointError(
             f"Non-finite training metrics at epoch {epoch_number}: "
             f"{', '.join(f'{k}={v}' for k, v in bad.items())}. This epoch's parameters were "
-            f"discarded; the last good checkpoint (epoch {last_saved}) is kept in {workdir}. Try "
-            "a smaller config.optimizer.learning_rate or set config.optimizer.grad_clip_norm."
+            f"discarded; {kept}. Try a smaller config.optimizer.learning_rate or set "
+            "config.optimizer.grad_clip_norm."
         )
 
 
