@@ -3,19 +3,28 @@
 On a terminal (the stream is a TTY) `Progress` is a tqdm bar: done/total, rate, elapsed and time
 left, and any counters given to `update` (e.g. running=2, failed=1). In CI, in log files and
 under a launcher (not a TTY) a bar would be a stream of carriage returns, so it writes instead
-one plain line at most every `every` seconds, and one at the end. `write` prints a line either
-way without breaking the bar. Given `log` (e.g. `logging.info`), the plain lines go to it, so
-they land where the program's other lines do (a run's log.txt).
+one plain line at most every `every` seconds, and one at the end (or nothing, `lines=False`,
+where the loop logs its own lines). `write` prints a line either way without breaking the bar;
+`above(handler)` sends a logging handler's lines there too. Given `log` (e.g. `logging.info`),
+the plain lines go to it, so they land where the program's other lines do (a run's log.txt).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from tqdm import tqdm
+
+
+def on_terminal(stream: IO | None = None) -> bool:
+    stream = stream or sys.stderr
+    return hasattr(stream, "isatty") and stream.isatty()
 
 
 class Progress:
@@ -29,20 +38,25 @@ class Progress:
         every: float = 30.0,
         stream: IO | None = None,
         log: Callable[[str], Any] | None = None,
+        lines: bool = True,
     ):
         self.total, self.description, self.unit, self.every = total, description, unit, every
         self.stream = stream or sys.stderr
         self._log = log
+        self._lines = lines  # False: nothing at all when not on a terminal
         self.done, self.counters = 0, {}
         self.start = self._last_line = time.monotonic()
-        terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
+        terminal = on_terminal(self.stream)
         self._bar = (
             tqdm(
                 total=total,
                 desc=description,
                 unit=f" {unit}" if unit else "it",
                 file=self.stream,
-                dynamic_ncols=True,
+                # The terminal's size, or 100×20 where it reports none (a bare pty: tqdm would
+                # draw nothing).
+                ncols=shutil.get_terminal_size((100, 20)).columns,
+                nrows=shutil.get_terminal_size((100, 20)).lines,
                 leave=True,
             )  # fmt: skip
             if terminal
@@ -57,7 +71,9 @@ class Progress:
             if counters:
                 self._bar.set_postfix(self.counters, refresh=False)
             self._bar.update(n)
-        elif time.monotonic() - self._last_line >= self.every or self.done >= self.total:
+        elif self._lines and (
+            time.monotonic() - self._last_line >= self.every or self.done >= self.total
+        ):
             self._line()
 
     def _line(self) -> None:
@@ -84,6 +100,26 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+    @contextlib.contextmanager
+    def above(self, handler: logging.StreamHandler) -> Iterator[None]:
+        """Lines that `handler` (a console handler) logs meanwhile are written above the bar,
+        not through it."""
+        if self._bar is None:
+            yield
+            return
+
+        def emit(record: logging.LogRecord) -> None:
+            try:
+                self.write(handler.format(record))
+            except Exception:  # noqa: BLE001 - a handler must not raise; logging reports it
+                handler.handleError(record)
+
+        handler.emit = emit
+        try:
+            yield
+        finally:
+            del handler.emit  # the class's own again
 
     def __enter__(self) -> Progress:
         return self

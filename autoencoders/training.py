@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging as absl_logging
 
 from autoencoders import (
     data,
@@ -38,6 +39,7 @@ from autoencoders import (
     networks,
     optim,
     parallel,
+    progress,
 )
 from autoencoders import workdir as workdirs
 
@@ -229,47 +231,51 @@ def train_and_evaluate(
             if _stop_requested():
                 _stop(f"at epoch {start_epoch}")
             clock = CompileClock()
-            for epoch_number in range(start_epoch + 1, num_epochs + 1):
-                start, _ = time.perf_counter(), clock.take()
-                state, train_metrics = train_epoch(
-                    state, run.train.images, run.train.labels, _fold_in(train_key, epoch_number)
-                )
-                train_metrics = jax.device_get(train_metrics)
-                seconds, compiling = time.perf_counter() - start, clock.take()
-                _check_finite(train_metrics, epoch_number, last_saved, workdir)
-
-                # Throughput of the training itself: the epoch's time less JAX's compiling in it.
-                train_metrics["examples_per_sec"] = np.full_like(
-                    train_metrics["loss"], examples / max(seconds - compiling, 1e-9)
-                )
-                learning_rate = optim.current_learning_rate(state.opt_state)
-                if learning_rate is not None:
-                    train_metrics["learning_rate"] = jax.device_get(learning_rate)
-                eval_metrics = None
-                if epoch_number % config.train.eval_every == 0 or epoch_number == num_epochs:
-                    eval_metrics = jax.device_get(
-                        evaluate(
-                            state.params, run.eval_split.images, run.eval_split.labels, eval_key
-                        )
+            # On a terminal, a bar of epochs with the time left, the epoch lines above it.
+            bar = progress.Progress(num_epochs - start_epoch, "epochs", "epoch", lines=False)
+            with bar, bar.above(absl_logging.get_absl_handler().python_handler):
+                for epoch_number in range(start_epoch + 1, num_epochs + 1):
+                    start, _ = time.perf_counter(), clock.take()
+                    state, train_metrics = train_epoch(
+                        state, run.train.images, run.train.labels, _fold_in(train_key, epoch_number)
                     )
-                rows = {"train": train_metrics, split: eval_metrics}
-                out.write_epoch(
-                    epoch_number,
-                    state.step,
-                    rows,
-                    shown=shown,
-                    seconds=seconds,
-                    compiling=compiling,
-                )
+                    train_metrics = jax.device_get(train_metrics)
+                    seconds, compiling = time.perf_counter() - start, clock.take()
+                    _check_finite(train_metrics, epoch_number, last_saved, workdir)
 
-                # After SIGINT or SIGTERM (`interrupts.install`): save this epoch and stop.
-                stopping = _stop_requested()
-                every = config.checkpoint.every_epochs
-                if stopping or epoch_number % every == 0 or epoch_number == num_epochs:
-                    out.save(epoch_number, state)
-                    last_saved = epoch_number
-                if stopping:
-                    _stop(f"at epoch {epoch_number}")
+                    # Throughput of the training itself: the epoch's time less its compiling.
+                    train_metrics["examples_per_sec"] = np.full_like(
+                        train_metrics["loss"], examples / max(seconds - compiling, 1e-9)
+                    )
+                    learning_rate = optim.current_learning_rate(state.opt_state)
+                    if learning_rate is not None:
+                        train_metrics["learning_rate"] = jax.device_get(learning_rate)
+                    eval_metrics = None
+                    if epoch_number % config.train.eval_every == 0 or epoch_number == num_epochs:
+                        eval_metrics = jax.device_get(
+                            evaluate(
+                                state.params, run.eval_split.images, run.eval_split.labels, eval_key
+                            )
+                        )
+                    rows = {"train": train_metrics, split: eval_metrics}
+                    out.write_epoch(
+                        epoch_number,
+                        state.step,
+                        rows,
+                        shown=shown,
+                        seconds=seconds,
+                        compiling=compiling,
+                    )
+
+                    # After SIGINT or SIGTERM (`interrupts.install`): save this epoch and stop.
+                    stopping = _stop_requested()
+                    every = config.checkpoint.every_epochs
+                    if stopping or epoch_number % every == 0 or epoch_number == num_epochs:
+                        out.save(epoch_number, state)
+                        last_saved = epoch_number
+                    if stopping:
+                        _stop(f"at epoch {epoch_number}")
+                    bar.update(1)
             return out.final
 
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
+import sys
+
+import pytest
 
 from autoencoders.progress import Progress
+from tests.helpers import REPO
 
 
 class Terminal(io.StringIO):
@@ -44,3 +50,22 @@ def test_a_terminal_gets_a_bar_with_the_time_left():
     text = stream.getvalue()
     assert "\r" in text and "[0] started a" in text
     assert "2/5" in text and "<" in text and "failed=1" in text  # tqdm: elapsed<left
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux's script (a pty)")
+def test_training_on_a_terminal_shows_a_bar_of_epochs_with_the_lines_above_it(tmp_path):
+    """Under a pseudo-terminal (`script`), as a user at a terminal sees it; log.txt unchanged."""
+    train = (
+        f"{sys.executable} -m experiments.train --config=configs/vae.py:data=digits,latent=2 "
+        f"--config.network.hidden='(16,)' --config.train.num_epochs=3 --workdir={tmp_path}"
+    )
+    done = subprocess.run(
+        ["script", "-qec", train, "/dev/null"], cwd=REPO, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "epochs: 100%" in done.stdout and "3/3 [" in done.stdout  # tqdm: the bar, done
+    lines = done.stdout.replace("\r", "\n").splitlines()
+    assert sum(line.startswith("epoch ") for line in lines) == 3  # each epoch's line, once
+    log = (tmp_path / "log.txt").read_text()
+    assert log.count(" INFO epoch ") == 3 and "epochs:" not in log
