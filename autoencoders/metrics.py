@@ -18,15 +18,19 @@ from typing import Any
 
 from clu import metric_writers
 
+from autoencoders import trackers
+
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"  # TensorBoard events: these scalars, and evaluation's figures
 
 
 class MetricsLog:
-    """Appends rows to metrics.jsonl and mirrors scalars to TensorBoard."""
+    """Appends rows to metrics.jsonl and mirrors scalars to TensorBoard (and to MLflow where
+    `AUTOENCODERS_TRACKER=mlflow`: `trackers.py`)."""
 
     def __init__(self, workdir: str):
         self.path = os.path.join(workdir, METRICS_FILE)
+        self._tracker = trackers.from_environment(workdir)  # first: a bad value opens nothing
         self._file = open(self.path, "a")  # noqa: SIM115 - kept open for the run
         self._tb = metric_writers.SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
 
@@ -34,12 +38,17 @@ class MetricsLog:
         row = {"step": int(step), "epoch": int(epoch), "split": split, "time": time.time()}
         row.update({k: float(v) for k, v in values.items()})
         self._append(row)
-        self._tb.write_scalars(int(step), {f"{split}/{k}": float(v) for k, v in values.items()})
+        scalars = {f"{split}/{k}": float(v) for k, v in values.items()}
+        self._tb.write_scalars(int(step), scalars)
+        if self._tracker is not None:
+            self._tracker.metrics(int(step), scalars)
 
     def hparams(self, values: Mapping[str, Any]) -> None:
         """The run's settings for TensorBoard's HParams dashboard (which compares the runs of
         a sweep side by side, with their scalars), written on every (re)start."""
         self._tb.write_hparams(values)
+        if self._tracker is not None:
+            self._tracker.params(values)
 
     def event(self, name: str, **fields: Any) -> None:
         self._append({"event": name, "time": time.time(), **fields})
@@ -52,6 +61,8 @@ class MetricsLog:
         self._tb.flush()
         self._tb.close()
         self._file.close()
+        if self._tracker is not None:
+            self._tracker.close()
 
 
 def _rows(path: str) -> Iterator[dict[str, Any]]:
