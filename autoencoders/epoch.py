@@ -58,6 +58,7 @@ def make_train_epoch(
     *,
     compiled: bool = True,
     streamed: bool = False,
+    on_step: Callable[[int], Any] | None = None,
 ) -> Callable:
     """(state, images, labels, key) -> (state, epoch-mean metrics), donating the state.
 
@@ -67,7 +68,9 @@ def make_train_epoch(
     `streamed`: images and labels are host (numpy) arrays, too large for the device; each
     minibatch is gathered on the host and sent, in the order and with the keys of the device
     path, so the epoch is the same computation as the per-step loop on device-resident data.
+    `on_step(steps done)`: called after each step of the per-step loops (a progress bar).
     """
+    on_step = on_step or (lambda done: None)
     batch_size = config.train.batch_size
     preprocess = preprocessor(model, config.data)
 
@@ -107,6 +110,7 @@ def make_train_epoch(
                 batch = order[i]
                 state, metrics = streamed_step_jit(state, i, images[batch], labels[batch], step_key)
                 step_metrics.append(metrics)
+                on_step(i + 1)
             return state, jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *step_metrics)
 
         return train_epoch_streamed
@@ -120,6 +124,7 @@ def make_train_epoch(
             for i in range(steps_per_epoch):
                 state, metrics = step_jit(state, (order[i], i), images, labels, step_key)
                 step_metrics.append(metrics)
+                on_step(i + 1)
             return state, jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *step_metrics)
 
         return train_epoch_by_steps

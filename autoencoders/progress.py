@@ -39,6 +39,7 @@ class Progress:
         stream: IO | None = None,
         log: Callable[[str], Any] | None = None,
         lines: bool = True,
+        inner: bool = False,
     ):
         self.total, self.description, self.unit, self.every = total, description, unit, every
         self.stream = stream or sys.stderr
@@ -57,7 +58,8 @@ class Progress:
                 # draw nothing).
                 ncols=shutil.get_terminal_size((100, 20)).columns,
                 nrows=shutil.get_terminal_size((100, 20)).lines,
-                leave=True,
+                leave=not inner,  # an inner bar (steps of an epoch) is redrawn, then cleared
+                position=int(inner),
             )  # fmt: skip
             if terminal
             else None
@@ -75,6 +77,16 @@ class Progress:
             time.monotonic() - self._last_line >= self.every or self.done >= self.total
         ):
             self._line()
+
+    def reach(self, n: int) -> None:
+        """Done up to `n` (a callback for loops that count for themselves)."""
+        self.update(n - self.done)
+
+    def reset(self) -> None:
+        """Back to 0 of the same total (the next epoch's steps)."""
+        self.done = 0
+        if self._bar is not None:
+            self._bar.reset()
 
     def _line(self) -> None:
         self._last_line = now = time.monotonic()

@@ -184,6 +184,14 @@ def train_and_evaluate(
         members.write_configs(config, workdir, allow_config_change)
         vmapped = members.vmapped(config)
         run = setup(config, data_parallel=not vmapped)
+        # On a terminal, the steps of each epoch too where they run one by one (per-step loops:
+        # convolutions on CPU, streamed data), which is where epochs are slow.
+        per_step = not vmapped and (run.streamed or epoch.epoch_loop(config) == "steps")
+        steps_bar = (
+            progress.Progress(run.steps_per_epoch, "steps", lines=False, inner=True)
+            if per_step and progress.on_terminal()
+            else None
+        )
         model, num_epochs = run.model, config.train.num_epochs
         root = jax.random.key(config.seed)
         if vmapped:  # several settings as one vmapped program, each with its own directory
@@ -199,7 +207,7 @@ def train_and_evaluate(
             state = parallel.replicate(state, run.mesh)  # restored checkpoints land replicated too
             train_epoch = epoch.make_train_epoch(
                 model, run.tx, config, run.steps_per_epoch, run.context, run.mesh,
-                streamed=run.streamed,
+                streamed=run.streamed, on_step=steps_bar.reach if steps_bar else None,
             )  # fmt: skip
             evaluate = epoch.make_evaluate(model, config, run.mesh, streamed=run.streamed)
             train_key, eval_key = jax.random.fold_in(root, _TRAIN), jax.random.fold_in(root, _EVAL)
@@ -233,9 +241,15 @@ def train_and_evaluate(
             clock = CompileClock()
             # On a terminal, a bar of epochs with the time left, the epoch lines above it.
             bar = progress.Progress(num_epochs - start_epoch, "epochs", "epoch", lines=False)
-            with bar, bar.above(absl_logging.get_absl_handler().python_handler):
+            with (
+                bar,
+                steps_bar or contextlib.nullcontext(),
+                bar.above(absl_logging.get_absl_handler().python_handler),
+            ):
                 for epoch_number in range(start_epoch + 1, num_epochs + 1):
                     start, _ = time.perf_counter(), clock.take()
+                    if steps_bar:
+                        steps_bar.reset()
                     state, train_metrics = train_epoch(
                         state, run.train.images, run.train.labels, _fold_in(train_key, epoch_number)
                     )
