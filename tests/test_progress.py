@@ -54,10 +54,12 @@ def test_a_terminal_gets_a_bar_with_the_time_left():
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux's script (a pty)")
 def test_training_on_a_terminal_shows_a_bar_of_epochs_with_the_lines_above_it(tmp_path):
-    """Under a pseudo-terminal (`script`), as a user at a terminal sees it; log.txt unchanged."""
+    """Under a pseudo-terminal (`script`), as a user at a terminal sees it; with the per-step
+    loop, each epoch's steps under it; log.txt unchanged."""
     train = (
         f"{sys.executable} -m experiments.train --config=configs/vae.py:data=digits,latent=2 "
-        f"--config.network.hidden='(16,)' --config.train.num_epochs=3 --workdir={tmp_path}"
+        f"--config.network.hidden='(16,)' --config.train.num_epochs=3 --workdir={tmp_path} "
+        "--config.train.epoch_loop=steps"
     )
     done = subprocess.run(
         ["script", "-qec", train, "/dev/null"], cwd=REPO, capture_output=True, text=True,
@@ -65,6 +67,7 @@ def test_training_on_a_terminal_shows_a_bar_of_epochs_with_the_lines_above_it(tm
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:]
     assert "epochs: 100%" in done.stdout and "3/3 [" in done.stdout  # tqdm: the bar, done
+    assert "steps: 100%" in done.stdout and "22/22 [" in done.stdout  # 1437 digits / 64
     lines = done.stdout.replace("\r", "\n").splitlines()
     assert sum(line.startswith("epoch ") for line in lines) == 3  # each epoch's line, once
     log = (tmp_path / "log.txt").read_text()
