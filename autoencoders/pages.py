@@ -546,12 +546,12 @@ def unfinished_section(sweep_dir: str, found: Sequence[results.Result]) -> str:
 
 def sweep_page(
     sweep_dir: str,
-    out_dir: str,
+    found: Sequence[results.Result],
     x: str | None,
     figure_paths: Sequence[str],
     pages: Mapping[str, str],
 ) -> str:
-    found, _ = results.load_results(sweep_dir)
+    """The HTML of a sweep's page, of its `found` results (`results.load_results`)."""
     x_key = results.find_key(found, x or "latent_dim")
     manifest = launch.read_manifest(sweep_dir)
     sections = [
@@ -591,6 +591,6 @@ def write_sweep_page(
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, PAGE_FILE)
     with open(path + ".tmp", "w") as f:
-        f.write(sweep_page(sweep_dir, out_dir, x, figure_paths, pages))
+        f.write(sweep_page(sweep_dir, found, x, figure_paths, pages))
     os.replace(path + ".tmp", path)
     return path
