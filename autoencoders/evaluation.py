@@ -11,7 +11,7 @@
   features of the same size and on raw pixels.
 - **Figures** (`figures.py`): those that apply to the model, drawn by `plots.py`.
   They also go to the run's TensorBoard as images, at the evaluated epoch's step.
-- **report.html** (`pages.py`): all of it on one self-contained page, with a latent explorer.
+- **report.html** (`run_page.py`): all of it on one self-contained page, with a latent explorer.
 
 This module ties them to a restored run (`load_run`): `evaluate_run(workdir, options)` runs the
 parts of `Options.parts` and writes `workdir/eval.json`, `workdir/figures/*.png` and
@@ -36,7 +36,7 @@ import numpy as np
 from clu import metric_writers
 from PIL import Image
 
-from autoencoders import baselines, data, density, figures, metrics, models, pages
+from autoencoders import baselines, data, density, figures, metrics, models, run_page
 from autoencoders import workdir as workdirs
 from autoencoders.models import base
 from autoencoders.quantities import (
@@ -325,7 +325,7 @@ def evaluate_run(
     with open(path + ".tmp", "w") as f:  # then renamed: a kill never leaves half a file
         json.dump(results, f, indent=2)
     os.replace(path + ".tmp", path)
-    pages.write_run_page(run, results, options, embeddings)  # report.html, from eval.json
+    run_page.write_run_page(run, results, options, embeddings)  # report.html, from eval.json
     return results
 
 

@@ -5,7 +5,7 @@ places the codes in a plane (2-D latents directly; larger ones by the projection
 uses, `baselines.latent_plane`), reconstructs every image, and decodes an even grid over the
 plane: for PCA through the plane's inverse (the codes' mean plus the two principal directions),
 for conditional models once per label. t-SNE has no inverse, so its plane is not decoded. The
-report page (`pages.py`) embeds these arrays, so hovering needs no Python.
+report page (`run_page.py`) embeds these arrays, so hovering needs no Python.
 """
 
 from __future__ import annotations

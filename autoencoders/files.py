@@ -15,7 +15,7 @@ from the working directory):
 x is N×H×W (grey), N×H×W×C with C = 1 or 3, or N×D flat vectors (e.g. tabular data), shaped
 (1, D, 1) as an image for the networks; integers 0..255 are 8-bit grey levels (kept as uint8),
 floats must lie in [0, 1] (continuous values, kept as float32). Labels are integers >= 0, one per
-image. Without a predefined test split, data.py makes its fixed one.
+image. Without a predefined test split, sources.fixed_split makes a fixed one.
 
 Everything is read and checked at once, when `data.describe` checks the config, so a bad file is a
 one-line ValueError naming it before a workdir is touched or anything compiles; the last dataset

@@ -4,10 +4,10 @@
 `status` (the config its command builds, parsed by the same config_flags code training uses,
 against the workdir's config.json and final checkpoint), skips finished runs and hands the rest
 to a `Backend`. `LocalBackend` runs them as parallel child processes on this machine, each
-writing its output to `<workdir>/launch.log`; the cluster backends (`cluster.py`: SLURM, Ray)
-run the same commands as jobs or tasks, with the same log. A run that cannot start (a bad
-override) is reported like a failed one, with its error in its log. The plan itself comes from
-`sweeps.py`.
+writing its output to `<workdir>/launch.log`; the cluster backends (`slurm.py`: SLURM,
+`cluster.py`: Ray) run the same commands as jobs or tasks, with the same log. A run that cannot
+start (a bad override) is reported like a failed one, with its error in its log. The plan itself
+comes from `sweeps.py`.
 """
 
 from __future__ import annotations

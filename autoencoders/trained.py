@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from autoencoders import data, density, models
+from autoencoders import data, density, models, sources
 from autoencoders import workdir as workdirs
 
 Array = jax.Array
@@ -54,7 +54,7 @@ class TrainedModel:
         `data.CONTINUOUS` for float data."""
         if self.config.data.binarization != "static":
             return self.spec.num_levels
-        local = data.LOCAL_DATASETS.get(self.config.data.name)
+        local = sources.LOCAL_DATASETS.get(self.config.data.name)
         return local.num_levels if local is not None else 256
 
     def _batched(self, images: Any) -> np.ndarray:

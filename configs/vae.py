@@ -38,7 +38,7 @@ def get_config(arg: str | None = None):
     return config
 
 
-# MNIST has 60,000 training images, Frey Face 1,572 (data.py's 80/20 split of 1,965). Kingma &
+# MNIST has 60,000 training images, Frey Face 1,572 (sources.py's 80/20 split of 1,965). Kingma &
 # Welling's weight decay is a N(0, I) prior on the parameters, i.e. ½‖θ‖²/N per example, whose
 # gradient is θ/N.
 _MNIST_TRAIN_SIZE = 60_000
@@ -65,7 +65,7 @@ def get_sweep(name: str):
                          Gaussian with learned σ on dequantized faces (nats of a density per
                          image; the paper's decoder mean is a sigmoid, ours is unconstrained).
                          300 epochs is 4.7·10⁵ training examples; needs frey_rawface.mat (see
-                         autoencoders/data.py: $AUTOENCODERS_DATA_DIR, else downloaded).
+                         autoencoders/sources.py: $AUTOENCODERS_DATA_DIR, else downloaded).
                          Measured for latent 2 (`--runs=0`; seed 0, CPU, 40,000 examples/s):
                          test/neg_elbo −585.3 nats per image (negative: a density on [0, 1]^560).
     """

@@ -18,7 +18,7 @@ For a sweep, writes to --out (default <sweep_dir>/report):
 "Final" is each run's last evaluated epoch (the table's `epochs` column says which); a run with no
 evaluation yet is listed as missing. For one run (--workdir), writes <workdir>/report.html from its
 latest checkpoint and eval.json (`experiments.evaluate` writes it too). The libraries behind it are
-`autoencoders/results.py` and `autoencoders/pages.py`.
+`autoencoders/results.py`, `autoencoders/run_page.py` and `autoencoders/sweep_page.py`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import os
 
 from absl import app, flags
 
-from autoencoders import pages, results
+from autoencoders import results, run_page, sweep_page
 from experiments import cli
 
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "A sweep's directory (with manifest.json).")
@@ -49,12 +49,14 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("Give one of --sweep_dir (a sweep's report) or --workdir (a run's).")
     if _WORKDIR.value is not None:
         cli.check_writable_dir("workdir", _WORKDIR.value)
-        print(pages.write_run_page_of(_WORKDIR.value))
+        print(run_page.write_run_page_of(_WORKDIR.value))
         return
     out = _OUT.value or os.path.join(_SWEEP_DIR.value, "report")
     cli.check_writable_dir("out", out)
     paths = results.write_report(_SWEEP_DIR.value, out, _X.value)
-    paths.append(pages.write_sweep_page(_SWEEP_DIR.value, out, _X.value, paths, _RUN_PAGES.value))
+    paths.append(
+        sweep_page.write_sweep_page(_SWEEP_DIR.value, out, _X.value, paths, _RUN_PAGES.value)
+    )
     with open(paths[0]) as f:
         print(f.read())
     print("\n".join(paths))

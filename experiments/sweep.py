@@ -12,7 +12,7 @@ Re-running the same command skips finished runs and resumes the others from thei
 Ctrl-C or SIGTERM stops the runs (they resume next time), as does killing this launcher, even with
 kill -9 (on Linux; with --backend=local). Exits non-zero if any run failed.
 
-`--backend=slurm` submits one job array (`autoencoders/cluster.py`); `--detach` returns once it
+`--backend=slurm` submits one job array (`autoencoders/slurm.py`); `--detach` returns once it
 is submitted, and the same command later waits for the jobs still queued or running (or, with
 --detach again, shows them) instead of submitting them twice; `--dry_run` prints the sbatch script
 and each run's status and job. `--backend=ray` runs one Ray task per run.
@@ -33,7 +33,7 @@ from collections.abc import Sequence  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
-from autoencoders import cluster, launch, sweeps, training  # noqa: E402
+from autoencoders import cluster, launch, slurm, sweeps, training  # noqa: E402
 from experiments import cli  # noqa: E402
 
 _CONFIG = flags.DEFINE_string("config", None, "<config file>:sweep=NAME[,config arguments].")
@@ -66,12 +66,12 @@ _SLURM_PARTITION = flags.DEFINE_string(
 )
 _SLURM_TIME_MIN = flags.DEFINE_integer(
     "slurm_time_min",
-    cluster.SlurmOptions.time_min,
+    slurm.SlurmOptions.time_min,
     "slurm: each job's time limit in minutes; a run that needs longer is requeued and resumes.",
     lower_bound=1,
 )
 _SLURM_CPUS = flags.DEFINE_integer(
-    "slurm_cpus_per_task", cluster.SlurmOptions.cpus_per_task, "slurm: CPUs per run.", lower_bound=1
+    "slurm_cpus_per_task", slurm.SlurmOptions.cpus_per_task, "slurm: CPUs per run.", lower_bound=1
 )
 _SLURM_MEM = flags.DEFINE_string(
     "slurm_mem", "", "slurm: memory per run, e.g. 8G (default: the partition's)."
@@ -181,16 +181,16 @@ def check_engine(backend: str, dry_run: bool) -> None:
 
 def make_backend(backend: str, sweep_dir: str) -> launch.Backend:
     if backend == "slurm":
-        options = cluster.SlurmOptions(
+        options = slurm.SlurmOptions(
             partition=_SLURM_PARTITION.value,
             time_min=_SLURM_TIME_MIN.value,
             cpus_per_task=_SLURM_CPUS.value,
             mem=_SLURM_MEM.value,
             gpus_per_task=_SLURM_GPUS.value,
             array_parallelism=_SLURM_PARALLELISM.value,
-            additional=cluster.parse_sbatch_options(_SLURM_ADDITIONAL.value),
+            additional=slurm.parse_sbatch_options(_SLURM_ADDITIONAL.value),
         )
-        return cluster.SlurmBackend(sweep_dir, options, detach=_DETACH.value)
+        return slurm.SlurmBackend(sweep_dir, options, detach=_DETACH.value)
     if backend == "ray":
         return cluster.RayBackend(_RAY_ADDRESS.value, _RAY_CPUS.value, _RAY_GPUS.value)
     return launch.LocalBackend(_WORKERS.value)
@@ -208,7 +208,7 @@ def _print_plan(plan: sweeps.Plan, runs: Sequence[sweeps.Run]) -> None:
         print(f"[{run.id}] {run.name}  ({state})\n    {overrides}\n    {' '.join(run.argv[1:])}")
 
 
-def _print_slurm_plan(backend: cluster.SlurmBackend, runs: Sequence[sweeps.Run]) -> None:
+def _print_slurm_plan(backend: slurm.SlurmBackend, runs: Sequence[sweeps.Run]) -> None:
     """The runs' jobs so far, and the sbatch script of the array the unfinished ones would be."""
     for run_id, job in backend.describe(runs).items():
         print(f"[{run_id}] {job}")
@@ -256,7 +256,7 @@ def main(argv: list[str]) -> None:
     runs = launch.select(plan, parse_ids(_RUNS.value, len(plan.runs)))
     if _DRY_RUN.value:
         _print_plan(plan, runs)
-        if isinstance(backend, cluster.SlurmBackend):
+        if isinstance(backend, slurm.SlurmBackend):
             _print_slurm_plan(backend, runs)
         return
     _check_some_run_can_start(runs)
@@ -270,7 +270,7 @@ def main(argv: list[str]) -> None:
     if summary.detached:
         print(
             "The same command again waits for the queued and running jobs (with --detach: "
-            f"shows them) and resumes the rest; job ids: {backend.folder}/{cluster.JOBS_FILE}"
+            f"shows them) and resumes the rest; job ids: {backend.folder}/{slurm.JOBS_FILE}"
         )
     for outcome in summary.failed:
         print(

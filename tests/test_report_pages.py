@@ -23,7 +23,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoencoders import baselines, evaluation, explorer, launch, metrics, pages, sweeps, training
+from autoencoders import (
+    baselines,
+    evaluation,
+    explorer,
+    launch,
+    metrics,
+    pages,
+    run_page,
+    sweeps,
+    training,
+)
 from tests import browser
 from tests.helpers import REPO, tiny_config
 
@@ -346,7 +356,7 @@ def test_page_of_each_kind_of_model(family, arg, tmp_path):
     config.train.num_epochs = 1
     training.train_and_evaluate(config, str(tmp_path))
     options = evaluation.Options(manifold_examples=100)
-    page = pathlib.Path(pages.write_run_page_of(str(tmp_path), options)).read_text()
+    page = pathlib.Path(run_page.write_run_page_of(str(tmp_path), options)).read_text()
     source = re.search(r'<script type="application/json" id="explorer-data">(.*?)</script>', page)
     data = json.loads(source[1])
     assert len(data["indices"]) == 100 and len(data["grid_latents"]) == data["grid_columns"] ** 2

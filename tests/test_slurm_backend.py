@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from autoencoders import cluster, launch, metrics, results, sweeps
+from autoencoders import launch, metrics, results, slurm, sweeps
 from tests.helpers import REPO
 
 
@@ -88,20 +88,20 @@ def config_file(tmp_path_factory):
 
 
 def test_sbatch_options_from_flags():
-    assert cluster.parse_sbatch_options("account=lab, qos=high,--exclusive,mail-type=END") == {
+    assert slurm.parse_sbatch_options("account=lab, qos=high,--exclusive,mail-type=END") == {
         "account": "lab",
         "qos": "high",
         "exclusive": True,
         "mail_type": "END",
     }
     with pytest.raises(ValueError, match="not key=value"):
-        cluster.parse_sbatch_options("account=")
+        slurm.parse_sbatch_options("account=")
     with pytest.raises(ValueError, match="--slurm_partition"):
-        cluster.SlurmOptions(additional={"partition": "gpu"})
+        slurm.SlurmOptions(additional={"partition": "gpu"})
     with pytest.raises(ValueError, match="submitit sets it"):
-        cluster.SlurmOptions(additional={"array": "0-3"})
+        slurm.SlurmOptions(additional={"array": "0-3"})
     with pytest.raises(ValueError, match="--slurm_mem=8 GB"):
-        cluster.SlurmOptions(mem="8 GB")
+        slurm.SlurmOptions(mem="8 GB")
 
 
 @requires_slurm
@@ -125,7 +125,7 @@ def test_sweep_as_one_job_array_detached_then_attached_and_reported(config_file,
     detached = _sweep(config_file, "four", sweep_dir, *epochs, "--detach")
     assert detached.returncode == 0, detached.stdout + detached.stderr
     assert "0 finished now, 4 queued or running, 0 failed" in detached.stdout
-    jobs = json.loads((sweep_dir / "slurm" / cluster.JOBS_FILE).read_text())
+    jobs = json.loads((sweep_dir / "slurm" / slurm.JOBS_FILE).read_text())
     assert len(jobs) == 4 and len({job.split("_")[0] for job in jobs.values()}) == 1  # one array
 
     # The same command again waits for those jobs rather than submitting them twice (a job
@@ -138,7 +138,7 @@ def test_sweep_as_one_job_array_detached_then_attached_and_reported(config_file,
     for name, job in jobs.items():  # {run name: job id}
         waited = f"job {job} already" in attached.stdout
         assert waited or f"finished earlier: {name}\n" in attached.stdout, (name, job)
-    assert json.loads((sweep_dir / "slurm" / cluster.JOBS_FILE).read_text()) == jobs
+    assert json.loads((sweep_dir / "slurm" / slurm.JOBS_FILE).read_text()) == jobs
     loaded, missing = results.load_results(str(sweep_dir))
     assert len(loaded) == 4 and not missing
 
@@ -169,7 +169,7 @@ def test_cancelled_job_fails_with_its_log_tail_and_resumes_preempted_job_is_requ
     cancelled, preempted, short = plan.runs
     launcher = _sweep(config_file, "stop", sweep_dir, background=True)
     try:
-        jobs_file = sweep_dir / "slurm" / cluster.JOBS_FILE
+        jobs_file = sweep_dir / "slurm" / slurm.JOBS_FILE
         _wait_for(jobs_file.exists, "the jobs' ids")
         jobs = json.loads(jobs_file.read_text())
         _wait_for(lambda: _checkpoints(cancelled.workdir), f"a checkpoint of {cancelled.name}")
