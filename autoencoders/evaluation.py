@@ -33,7 +33,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from clu import metric_writers
 from PIL import Image
 
 from autoencoders import baselines, data, density, figures, metrics, models, run_page
@@ -42,6 +41,7 @@ from autoencoders.models import base
 from autoencoders.quantities import (
     SALT_PREPROCESS_TEST,
     SALT_PREPROCESS_TRAIN,
+    option,
     per_image,
     quantity,
     subset_indices,
@@ -51,11 +51,6 @@ Array = jax.Array
 Params = Any
 
 PARTS = ("density", "reduction", "manifold", "representation", "figures")
-
-
-def option(default: Any, help: str) -> Any:  # noqa: A002 - the name flags use
-    """A dataclass field with its flag's help text (`experiments.cli.define_dataclass_flags`)."""
-    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,6 +337,8 @@ def figures_to_tensorboard(run: Run, paths: list[str]) -> None:
             images[f"figures/{os.path.splitext(os.path.basename(path))[0]}"] = np.asarray(
                 image.convert("RGB")
             )[None]
+    from clu import metric_writers  # noqa: PLC0415 - TensorFlow only where figures are written
+
     writer = metric_writers.SummaryWriter(os.path.join(run.workdir, metrics.TENSORBOARD_DIR))
     writer.write_images(step, images)
     writer.close()

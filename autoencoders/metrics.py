@@ -16,8 +16,6 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from clu import metric_writers
-
 from autoencoders import trackers
 
 METRICS_FILE = "metrics.jsonl"
@@ -32,6 +30,8 @@ class MetricsLog:
         self.path = os.path.join(workdir, METRICS_FILE)
         self._tracker = trackers.from_environment(workdir)  # first: a bad value opens nothing
         self._file = open(self.path, "a")  # noqa: SIM115 - kept open for the run
+        from clu import metric_writers  # noqa: PLC0415 - TensorFlow only where a run logs
+
         self._tb = metric_writers.SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
 
     def write(self, *, step: int, epoch: int, split: str, values: Mapping[str, float]) -> None:

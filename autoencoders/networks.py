@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from autoencoders import conv
+
 ACTIVATIONS = {
     "relu": nn.relu,
     "tanh": jnp.tanh,
@@ -25,6 +27,20 @@ ACTIVATIONS = {
     "leaky_relu": nn.leaky_relu,
 }
 KINDS = ("mlp", "conv")
+
+
+def _conv(features: int, strides: int = 1, *, name: str) -> nn.Conv:
+    """A 3×3 'SAME' convolution. Its lowering is `conv.conv_general_dilated`'s: one matrix
+    product per convolution on CPU, where XLA's own convolutions are about twice as slow for these
+    sizes (docs/benchmarks.md), and XLA's convolution on GPU and TPU; the parameters are
+    nn.Conv's either way."""
+    return nn.Conv(
+        features,
+        (3, 3),
+        strides=(strides, strides),
+        conv_general_dilated=conv.conv_general_dilated,
+        name=name,
+    )
 
 
 def _with_condition(h: jax.Array, cond: jax.Array | None) -> jax.Array:
@@ -63,7 +79,7 @@ class Encoder(nn.Module):
         h = x
         if self.kind == "conv":
             for i, feats in enumerate(self.conv_features):
-                h = act(nn.Conv(feats, (3, 3), strides=(2, 2), name=f"conv_{i}")(h))
+                h = act(_conv(feats, 2, name=f"conv_{i}")(h))
         h = _with_condition(h.reshape(h.shape[0], -1), cond)
         h = MLP(tuple(self.hidden), self.activation, name="mlp")(h)
         return nn.Dense(self.out_dim, name="out")(h)
@@ -73,7 +89,7 @@ def upsample2x(h: jax.Array, features: int, name: str) -> jax.Array:
     """Learned 2× upsampling by sub-pixel convolution: a 3×3 conv to 4× the features, then
     depth-to-space (Shi et al. 2016). Chosen over a stride-2 transposed conv because XLA:CPU
     computes the transposed conv's weight gradient several times slower (see benchmarks/)."""
-    h = nn.Conv(4 * features, (3, 3), name=name)(h)
+    h = _conv(4 * features, name=name)(h)
     batch, height, width, _ = h.shape
     h = h.reshape(batch, height, width, 2, 2, features).transpose(0, 1, 3, 2, 4, 5)
     return h.reshape(batch, 2 * height, 2 * width, features)
@@ -103,7 +119,7 @@ class Decoder(nn.Module):
             h = act(nn.Dense(h0 * w0 * f0, name="project")(h)).reshape(-1, h0, w0, f0)
             for i, feats in enumerate(reversed(self.conv_features)):
                 h = act(upsample2x(h, feats, name=f"upsample_{i}"))
-            h = nn.Conv(channels * self.num_params, (3, 3), name="out")(h)
+            h = _conv(channels * self.num_params, name="out")(h)
         return h.reshape(-1, height, width, channels, self.num_params)
 
 

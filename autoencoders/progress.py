@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from tqdm import tqdm
-
 
 def on_terminal(stream: IO | None = None) -> bool:
     stream = stream or sys.stderr
@@ -48,6 +46,9 @@ class Progress:
         self.done, self.counters = 0, {}
         self.start = self._last_line = time.monotonic()
         terminal = on_terminal(self.stream)
+        if terminal:
+            from tqdm import tqdm  # noqa: PLC0415 - only on a terminal
+
         self._bar = (
             tqdm(
                 total=total,

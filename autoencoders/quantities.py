@@ -9,6 +9,7 @@ whichever parts run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -16,6 +17,12 @@ import numpy as np
 
 # Salts of the evaluation's independent random streams: fold_in(key(seed), salt).
 SALT_PREPROCESS_TRAIN, SALT_PREPROCESS_TEST, SALT_DENSITY, SALT_TERMS, SALT_FIGURES = range(5)
+
+
+def option(default: Any, help: str) -> Any:  # noqa: A002 - the name flags use
+    """A dataclass field with its flag's help text (`experiments.cli.define_dataclass_flags`).
+    Defined here, not in evaluation.py, so that benchmarks.run need not import evaluation."""
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 def quantity(value: float, unit: str, **extra: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import ml_collections
 
 from configs import vae as vae_config
 
-IMAGE_SHAPE = (28, 28, 1)  # MNIST-sized
+IMAGE_SHAPE = (28, 28, 1)  # MNIST-sized: every model's images unless it says otherwise
 KERNEL = 3  # networks.Encoder/Decoder use 3×3 kernels, stride 2 in the encoder/decoder stacks
 
 
@@ -34,12 +34,13 @@ class Architecture:
     batch_size: int
     default_steps: int  # steps per timed repeat unless --steps says otherwise
     conv_features: tuple[int, ...] = ()
+    image_shape: tuple[int, int, int] = IMAGE_SHAPE  # (height, width, channels)
     adam_eps: float = 1e-8
     learning_rate: float = 1e-3
 
     def conv_shapes(self) -> list[tuple[int, int, int]]:
         """(height, width, channels) after each stride-2 encoder convolution ('SAME' padding)."""
-        height, width, _ = IMAGE_SHAPE
+        height, width, _ = self.image_shape
         shapes = []
         for features in self.conv_features:
             height, width = math.ceil(height / 2), math.ceil(width / 2)
@@ -51,7 +52,7 @@ class Architecture:
             height, width, channels = self.conv_shapes()[-1]
             first = height * width * channels
         else:
-            first = math.prod(IMAGE_SHAPE)
+            first = math.prod(self.image_shape)
         return [first, *self.hidden, 2 * self.latent_dim]  # mean and log-variance
 
     def decoder_dense_dims(self) -> list[int]:
@@ -59,13 +60,13 @@ class Architecture:
             height, width, channels = self.conv_shapes()[-1]
             last = height * width * channels  # the 'project' layer
         else:
-            last = math.prod(IMAGE_SHAPE)
+            last = math.prod(self.image_shape)
         return [self.latent_dim, *reversed(self.hidden), last]
 
     def encoder_macs(self) -> int:
         """Forward multiply-accumulates per example of q(z|x)'s network."""
         macs = _dense_macs(self.encoder_dense_dims())
-        channels = IMAGE_SHAPE[2]
+        channels = self.image_shape[2]
         for height, width, features in self.conv_shapes():
             macs += height * width * KERNEL**2 * channels * features
             channels = features
@@ -80,7 +81,7 @@ class Architecture:
                 # networks.upsample2x: a 3×3 conv to 4× the features at the low resolution
                 macs += height * width * KERNEL**2 * channels * 4 * features
                 height, width, channels = 2 * height, 2 * width, features
-            macs += height * width * KERNEL**2 * channels * IMAGE_SHAPE[2]  # the 'out' conv
+            macs += height * width * KERNEL**2 * channels * self.image_shape[2]  # the 'out' conv
         return macs
 
     def train_flops_per_step(self) -> int:
@@ -93,7 +94,9 @@ class Architecture:
         return 2 * self.decoder_macs() + 2 * self.encoder_macs() / num_samples
 
     def jax_config(self) -> ml_collections.ConfigDict:
-        """configs/vae.py with this architecture: Bernoulli likelihood, dynamic binarization."""
+        """configs/vae.py with this architecture: Bernoulli likelihood, dynamic binarization
+        (the data named there, MNIST, is replaced by the benchmark's own images of
+        `image_shape`)."""
         config = vae_config.get_config(
             f"data=mnist,likelihood=bernoulli,net={self.kind},latent={self.latent_dim}"
         )
@@ -139,6 +142,22 @@ ARCHITECTURES: dict[str, Architecture] = {
             128,
             30,
             conv_features=(32, 64),
+        ),
+        # What network.kind='conv' builds for 64×64 RGB images (e.g. a folder of photos resized by
+        # config.data.image_size=64) with three stride-2 layers: 64→32→16→8, an 8·8·128 code
+        # for a 256-unit hidden layer, latent 32; the decoder projects back to 8×8×128 and
+        # upsamples three times by sub-pixel convolutions (128, 64, 32) to a 3×3 'out' conv.
+        Architecture(
+            "conv64",
+            "conv VAE 64×64 RGB conv(32,64,128)-256-32 ReLU",
+            "conv",
+            (256,),
+            32,
+            "relu",
+            128,
+            10,
+            conv_features=(32, 64, 128),
+            image_shape=(64, 64, 3),
         ),
     )
 }

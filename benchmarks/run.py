@@ -44,13 +44,14 @@ import optax
 from absl import flags
 
 from autoencoders import data, density, epoch, models, optim, threefry
-from autoencoders.evaluation import option
+from autoencoders.quantities import option
 from benchmarks import report, timing
 from benchmarks.architectures import ARCHITECTURES, IMAGE_SHAPE, Architecture
 from experiments import cli
 
 BENCHMARKS = ("peak", "train", "is_eval", "vmap")
 DATA_CHOICES = ("auto", "synthetic", "mnist")
+MNIST_TRAIN = 60_000
 # XLA's FLOP count is used where it is within this fraction of the analytic count, else the latter.
 FLOPS_TOLERANCE = 0.15
 TRAIN_TABLE = "Training throughput"
@@ -107,7 +108,10 @@ class Settings:
     """What to run and how much of it; every field is a flag of the same name."""
 
     benchmarks: tuple[str, ...] = option(BENCHMARKS, "What to time: peak, train, is_eval, vmap.")
-    models: tuple[str, ...] = option(tuple(ARCHITECTURES), "Models trained: mlp, iwae, conv.")
+    models: tuple[str, ...] = option(
+        tuple(ARCHITECTURES), f"Models trained: {', '.join(ARCHITECTURES)}."
+    )
+    no_torch_compile: bool = option(False, "Skip the torch.compile column.")
     steps: int = option(0, "Steps per timed repeat; 0: each model's default.")
     repeats: int = option(5, "Timed repeats; the median is reported.")
     torch_warmup_steps: int = option(20, "Untimed PyTorch steps before its timed repeats.")
@@ -149,6 +153,19 @@ class Settings:
             raise ValueError(f"--{', --'.join(positive)} and --vmap_sizes must be > 0.")
         if min(self.steps, self.torch_warmup_steps, self.is_example_batch) < 0:
             raise ValueError("--steps, --torch_warmup_steps and --is_example_batch must be >= 0.")
+        # A timed repeat is one epoch of `steps` minibatches drawn without replacement.
+        images = self.num_train if self.data == "synthetic" else min(self.num_train, MNIST_TRAIN)
+        trained = set(self.models if "train" in self.benchmarks else ())
+        trained |= {self.vmap_model} if "vmap" in self.benchmarks else set()
+        for name in sorted(trained):
+            arch = ARCHITECTURES[name]
+            steps = self.steps or arch.default_steps
+            if steps * arch.batch_size > images:
+                raise ValueError(
+                    f"--steps: {steps} steps of {name}'s batch {arch.batch_size} need "
+                    f"{steps * arch.batch_size:,} training images, more than the {images:,} "
+                    "there are (--num_train for synthetic data; MNIST has 60,000)."
+                )
 
 
 _FLAGS = cli.define_dataclass_flags(Settings)
@@ -187,27 +204,50 @@ def load_data(choice: str, num_train: int, num_test: int) -> BenchData:
             dataset.train,
             dataset.test,
         )
+    why = "chosen by --data" if choice == "synthetic" else "$TFDS_DATA_DIR holds no mnist"
+    return synthetic_data(IMAGE_SHAPE, num_train, num_test, why)
+
+
+def synthetic_data(
+    shape: tuple[int, int, int], num_train: int, num_test: int, why: str
+) -> BenchData:
+    """Uniform random uint8 images of `shape` (speed does not depend on the pixels)."""
     rng = np.random.default_rng(0)
 
     def split(n: int) -> data.Split:
-        images = rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8)
+        images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
         labels = rng.integers(0, 10, n, dtype=np.int32)
         return data.Split(jnp.asarray(images), jnp.asarray(labels))
 
-    why = "chosen by --data" if choice == "synthetic" else "$TFDS_DATA_DIR holds no mnist"
     spec = data.DataSpec(
         name="synthetic",
-        shape=IMAGE_SHAPE,
+        shape=shape,
         num_levels=256,
         num_classes=10,
         kind=data.data_kind(256, "dynamic", False),
     )
+    size = "MNIST-sized 28×28×1" if shape == IMAGE_SHAPE else "×".join(map(str, shape))
     return BenchData(
-        f"synthetic ({why}): uniform random uint8 grey levels 0..255, MNIST-sized 28×28×1, "
+        f"synthetic ({why}): uniform random uint8 grey levels 0..255, {size}, "
         f"{num_train:,} train and {num_test:,} test images, binarized dynamically",
         spec,
         split(num_train),
         split(num_test),
+    )
+
+
+# Training images of a model whose image shape is not the run's data's (the 64×64 RGB conv VAE):
+# synthetic, at most this many (12 KiB each at 64×64×3).
+OTHER_SHAPE_TRAIN = 10_000
+
+
+def data_for(arch: Architecture, bench: BenchData) -> BenchData:
+    """`bench` if its images have `arch.image_shape`, else synthetic images of that shape."""
+    if bench.spec.shape == arch.image_shape:
+        return bench
+    why = f"{arch.name} needs {'×'.join(map(str, arch.image_shape))} images"
+    return synthetic_data(
+        arch.image_shape, min(bench.train.size, OTHER_SHAPE_TRAIN), arch.batch_size, why
     )
 
 
@@ -327,6 +367,8 @@ class JaxModel:
     @classmethod
     def build(cls, arch: Architecture, spec: data.DataSpec, steps: int) -> JaxModel:
         config = arch.jax_config()
+        if spec.shape != arch.image_shape:  # the model is built for its own images
+            spec = dataclasses.replace(spec, shape=arch.image_shape)
         model = models.make(config, spec)
         tx = optim.make(config.optimizer, steps_per_epoch=steps, num_epochs=1)
         example = {
@@ -374,15 +416,46 @@ def bench_jax_training(
 
 
 def bench_torch_training(
-    arch: Architecture, bench: BenchData, steps: int, repeats: int, warmup_steps: int
+    arch: Architecture,
+    bench: BenchData,
+    steps: int,
+    repeats: int,
+    warmup_steps: int,
+    compiled: bool = False,
 ) -> TrainResult:
+    """The PyTorch reference, eager or (`compiled`) with its loss through torch.compile: then the
+    first step compiles, timed apart as `first_call_s`, before the warm-up steps."""
     from benchmarks import torch_reference
 
-    trainer = torch_reference.TorchTrainer(arch, np.asarray(bench.train.images))
+    trainer = torch_reference.TorchTrainer(arch, np.asarray(bench.train.images), compiled=compiled)
+    first_s = timing.seconds(lambda: trainer.train_steps(1)) if compiled else None
     warmup_s = timing.seconds(lambda: trainer.train_steps(warmup_steps))
     losses: list[float] = []
     times = timing.repeat_seconds(lambda: losses.append(trainer.train_steps(steps)), repeats)
-    return TrainResult(Measured(warmup_s, None, times), steps, trainer.num_params(), losses[-1])
+    return TrainResult(Measured(warmup_s, first_s, times), steps, trainer.num_params(), losses[-1])
+
+
+def torch_compile_unavailable() -> str | None:
+    """Why torch.compile cannot run here (Inductor on CPU compiles C++), or None."""
+    import shutil
+
+    compiler = os.environ.get("CXX") or "g++"
+    if not (shutil.which(compiler) or shutil.which("c++") or shutil.which("clang++")):
+        return f"no C++ compiler ({compiler}, c++ or clang++) for Inductor"
+    return None
+
+
+def bench_torch_compiled(
+    arch: Architecture, bench: BenchData, steps: int, repeats: int, warmup_steps: int
+) -> TrainResult | str:
+    """torch.compile's timing, or why it did not run: 'unavailable: <reason>'."""
+    reason = torch_compile_unavailable()
+    if reason is None:
+        try:
+            return bench_torch_training(arch, bench, steps, repeats, warmup_steps, compiled=True)
+        except Exception as e:  # a failed compilation is a result of the benchmark, not a crash
+            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:160]}"
+    return f"unavailable: {reason}"
 
 
 @dataclasses.dataclass
@@ -619,7 +692,8 @@ def run_training(run: Run) -> None:
     throughput = report.Table(
         TRAIN_TABLE,
         ["model", "batch", "steps", "JAX steps/s", "PyTorch steps/s", "JAX/PyTorch",
-         "JAX examples/s", "PyTorch examples/s", "JAX % of peak", "PyTorch % of peak"],
+         "torch.compile steps/s", "JAX/torch.compile", "JAX examples/s", "PyTorch examples/s",
+         "JAX % of peak", "PyTorch % of peak"],
     )  # fmt: skip
     time_split = report.Table(
         "Where a JAX training step's time goes",
@@ -636,22 +710,39 @@ def run_training(run: Run) -> None:
         "Warm-up and compilation (excluded from the timings) and final losses",
         ["model", "JAX lower+compile s", "JAX first call s",
          f"PyTorch {args.torch_warmup_steps} warm-up steps s",
-         "JAX loss (last repeat)", "PyTorch loss (last repeat)"],
+         "torch.compile first step (compiling) s",
+         "JAX loss (last repeat)", "PyTorch loss (last repeat)",
+         "torch.compile loss (last repeat)"],
     )  # fmt: skip
+    other_data: list[str] = []  # models trained on other images than the record's Data
     for name in args.models:
         arch = ARCHITECTURES[name]
         steps = run.steps_for(arch)
         peak = run.measure_peak(f"{arch.title}, training")
-        jax_result = bench_jax_training(arch, run.bench, steps, args.repeats)
+        bench = data_for(arch, run.bench)
+        jax_result = bench_jax_training(arch, bench, steps, args.repeats)
         matmul_s = step_matmul_seconds(arch, steps, args.repeats)
-        optimizer_s = optimizer_step_seconds(arch, run.bench.spec, steps, args.repeats)
+        optimizer_s = optimizer_step_seconds(arch, bench.spec, steps, args.repeats)
         run.log(f"{name} JAX ({steps} steps)", jax_result.measured)
         torch_result = None
+        compiled: TrainResult | str | None = None
         if run.torch_threads is not None:
             torch_result = bench_torch_training(
-                arch, run.bench, steps, args.repeats, args.torch_warmup_steps
+                arch, bench, steps, args.repeats, args.torch_warmup_steps
             )
             run.log(f"{name} PyTorch ({steps} steps)", torch_result.measured)
+            if not args.no_torch_compile:
+                compiled = bench_torch_compiled(
+                    arch, bench, steps, args.repeats, args.torch_warmup_steps
+                )
+                if isinstance(compiled, str):
+                    run.raw.append(f"{name} torch.compile: {compiled}")
+                else:
+                    run.log(f"{name} torch.compile ({steps} steps)", compiled.measured)
+        if bench is not run.bench:
+            other_data.append(f"{arch.title}: {bench.description}")
+        compiled_ok = compiled if isinstance(compiled, TrainResult) else None
+        compiled_steps = compiled_ok.steps_per_s if compiled_ok else compiled
         analytic = float(arch.train_flops_per_step())
         flops, source = chosen_flops(jax_result.xla_flops_per_step, analytic)
         jax_gflops = jax_result.steps_per_s * flops / 1e9
@@ -661,6 +752,8 @@ def run_training(run: Run) -> None:
         batch = arch.batch_size
         throughput.add(
             arch.title, batch, steps, jax_result.steps_per_s, torch_steps, speedup,
+            compiled_steps,
+            ratio(jax_result.steps_per_s, compiled_ok.steps_per_s if compiled_ok else None),
             jax_result.steps_per_s * batch, None if torch_steps is None else torch_steps * batch,
             percent(jax_gflops, peak), percent(torch_gflops, peak),
         )  # fmt: skip
@@ -684,7 +777,9 @@ def run_training(run: Run) -> None:
         warmup.add(
             arch.title, jax_result.measured.warmup_s, jax_result.measured.first_call_s,
             torch_result.measured.warmup_s if torch_result else None,
+            compiled_ok.measured.first_call_s if compiled_ok else compiled,
             jax_result.loss, torch_result.loss if torch_result else None,
+            compiled_ok.loss if compiled_ok else None,
         )  # fmt: skip
         measured = {"speedup": speedup, "percent_of_peak": percent(jax_gflops, peak)}
         run.targets += [(t, measured[key]) for key, t in TRAIN_TARGETS.get(name, {}).items()]
@@ -692,10 +787,14 @@ def run_training(run: Run) -> None:
         f"median of {args.repeats} repeats; each repeat runs `steps` optimizer steps; "
         "examples/s = steps/s × batch",
         "JAX: one call of the compiled `epoch.make_train_epoch` per repeat (on-device "
-        "shuffling, dynamic binarization, Adam, all steps in one lax.scan; for the conv model "
-        "on CPU, `epoch_loop='auto'` picks a Python loop over one compiled step instead, since "
-        "XLA:CPU runs convolutions inside a loop body far slower); PyTorch: "
+        "shuffling, dynamic binarization, Adam, all steps in one lax.scan; convolutions: "
+        f"{conv_note()}); PyTorch: "
         "benchmarks/torch_reference.py, one Python iteration per step",
+        "torch.compile: the same PyTorch trainer with its loss (forward and backward) through "
+        "`torch.compile` (Inductor, default mode), Adam eager; its first step compiles and is "
+        "left out of the timing (the warm-up table gives its seconds); 'unavailable: ...' where "
+        "it cannot run (--no_torch_compile skips it)",
+        *other_data,
         "% of peak: GFLOP/s (FLOPs per step from the 'FLOPs used' column of 'Training FLOPs') "
         "over the matmul peak measured right before the model's rows",
     ]
@@ -810,6 +909,23 @@ def targets_table(targets: Sequence[tuple[Target, float | None]], busy: bool) ->
             met = "yes" if target.met(value) else "no"
         table.add(target.label, value, met)
     return table
+
+
+def conv_note() -> str:
+    """How the timed programs lowered convolutions (and so which epoch loop 'auto' chose)."""
+    from autoencoders import conv
+
+    chosen = conv.lowering()
+    forced = os.environ.get(conv.LOWERING_ENV, "auto") not in ("", "auto")
+    why = f"{conv.LOWERING_ENV}={chosen}" if forced else f"chosen for {jax.default_backend()}"
+    if chosen == "xla":
+        return (
+            f"XLA's own ({why}); on CPU `epoch_loop='auto'` then runs a Python loop over one "
+            "compiled step instead of the scan, since XLA:CPU runs them far slower in a loop"
+        )
+    return (
+        f"matrix products, `autoencoders/conv.py` ({why}; {conv.LOWERING_ENV}=xla keeps XLA's own)"
+    )
 
 
 def threefry_note() -> str:

@@ -6,6 +6,10 @@ as Flax's defaults (LeCun-normal kernels, truncated at ±2σ, and zero biases), 
 likelihood (binary cross-entropy with logits summed per image) plus the analytic KL to N(0, I),
 one reparameterized posterior sample, dynamic binarization drawn afresh every minibatch, and a
 per-step Python loop over minibatches of a shuffled uint8 training set held in memory.
+
+Device-aware: it runs on CUDA where `torch.cuda.is_available()` (the data held on the GPU), else on
+the CPU; $BENCH_TORCH_DEVICE (e.g. `cpu`) overrides. Timed calls end synchronised: `train_steps`
+reads its loss back to the host, `matmul_gflops` calls torch.cuda.synchronize.
 """
 
 from __future__ import annotations
@@ -19,13 +23,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks import timing
-from benchmarks.architectures import IMAGE_SHAPE, KERNEL, Architecture
+from benchmarks.architectures import KERNEL, Architecture
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 # Flax's lecun_normal: a normal truncated at ±2 standard deviations, rescaled so that the
 # truncated distribution has variance 1/fan_in (this constant is the truncated std of N(0, 1)).
 _TRUNCATED_STD = 0.87962566103423978
+
+
+def device() -> torch.device:
+    """CUDA where available, else the CPU; $BENCH_TORCH_DEVICE overrides."""
+    name = os.environ.get("BENCH_TORCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def synchronize(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
 
 
 def use_all_cores() -> int:
@@ -69,7 +84,7 @@ class TorchVAE(nn.Module):
         super().__init__()
         self.arch = arch
         act = ACTIVATIONS[arch.activation]
-        channels = IMAGE_SHAPE[2]
+        channels = arch.image_shape[2]
         encoder: list[nn.Module] = []
         decoder: list[nn.Module] = []
         if arch.kind == "conv":
@@ -94,7 +109,7 @@ class TorchVAE(nn.Module):
                     act(),
                 ]
                 channels = features
-            decoder.append(nn.Conv2d(channels, IMAGE_SHAPE[2], KERNEL, padding=1))
+            decoder.append(nn.Conv2d(channels, arch.image_shape[2], KERNEL, padding=1))
         self.encoder = nn.Sequential(*encoder)
         self.decoder = nn.Sequential(*decoder)
         init_like_flax(self)
@@ -110,18 +125,26 @@ class TorchVAE(nn.Module):
 
 
 class TorchTrainer:
-    """Adam on TorchVAE over a uint8 training set, one Python iteration per minibatch."""
+    """Adam on TorchVAE over a uint8 training set, one Python iteration per minibatch.
 
-    def __init__(self, arch: Architecture, images: np.ndarray, seed: int = 0):
+    `compiled`: the loss (forward, and through AOTAutograd its backward) goes through
+    `torch.compile` with its defaults (Inductor), as a PyTorch user speeds a model up; Adam stays
+    eager. The first steps compile it (`train_steps` of the warm-up: time them apart)."""
+
+    def __init__(
+        self, arch: Architecture, images: np.ndarray, seed: int = 0, compiled: bool = False
+    ):
         torch.manual_seed(seed)
         self.arch = arch
-        self.model = TorchVAE(arch)
+        self.device = device()
+        self.model = TorchVAE(arch).to(self.device)
+        self.loss = torch.compile(self.model.loss) if compiled else self.model.loss
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=arch.learning_rate, eps=arch.adam_eps
         )
         # (N, H, W, C) uint8 -> (N, C, H, W), as PyTorch convolutions want it.
-        self.images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
-        self.order = torch.randperm(len(self.images))
+        self.images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy()).to(self.device)
+        self.order = torch.randperm(len(self.images), device=self.device)
         self.cursor = 0
 
     def num_params(self) -> int:
@@ -130,17 +153,19 @@ class TorchTrainer:
     def next_batch(self) -> torch.Tensor:
         batch_size = self.arch.batch_size
         if self.cursor + batch_size > len(self.images):  # a new epoch: reshuffle
-            self.order, self.cursor = torch.randperm(len(self.images)), 0
+            self.order = torch.randperm(len(self.images), device=self.device)
+            self.cursor = 0
         idx = self.order[self.cursor : self.cursor + batch_size]
         self.cursor += batch_size
         intensities = self.images[idx].float() / 255.0
         return torch.bernoulli(intensities)  # dynamic binarization
 
     def train_steps(self, num_steps: int) -> float:
-        """`num_steps` Adam steps; returns their mean loss (nats per image)."""
-        total = torch.zeros(())
+        """`num_steps` Adam steps; returns their mean loss (nats per image), read back to the host
+        (on CUDA this waits for the steps to finish)."""
+        total = torch.zeros((), device=self.device)
         for _ in range(num_steps):
-            loss = self.model.loss(self.next_batch())
+            loss = self.loss(self.next_batch())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -148,7 +173,15 @@ class TorchTrainer:
         return float(total) / max(num_steps, 1)
 
 
-def matmul_gflops(size: int, repeats: int) -> float:
-    """Best GFLOP/s of torch.mm on two float32 size×size matrices, timed after a warm-up."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    return timing.best_matmul_gflops(lambda: torch.mm(a, b), size, repeats)
+def matmul_gflops(size: int, repeats: int, dtype: torch.dtype = torch.float32) -> float:
+    """Best GFLOP/s of torch.mm on two size×size matrices (float32: torch's default precision,
+    which on CUDA is full float32 unless TF32 is allowed), on `device()`, after a warm-up."""
+    dev = device()
+    a = torch.randn(size, size, device=dev, dtype=dtype)
+    b = torch.randn(size, size, device=dev, dtype=dtype)
+
+    def matmul() -> None:
+        torch.mm(a, b)
+        synchronize(dev)
+
+    return timing.best_matmul_gflops(matmul, size, repeats)

@@ -125,7 +125,8 @@ def base_config() -> ml_collections.ConfigDict:
     # With several local devices (GPUs, TPU cores), split each minibatch over all of them.
     c.train.data_parallel = True
     # auto | scan | steps: one compiled lax.scan per epoch, or a Python loop over a compiled step
-    # ('auto': steps for conv networks on CPU, whose convolutions are slow inside XLA loops).
+    # ('auto': scan, except for conv networks on CPU lowered to XLA's own convolutions, which
+    # are slow inside XLA loops; see autoencoders/conv.py).
     c.train.epoch_loop = "auto"
 
     c.checkpoint = ml_collections.ConfigDict()

@@ -109,15 +109,19 @@ def test_documented_commands_parse(parse, argv, expected):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        ("--models=iwae,foo", "--models: unknown foo; choose from mlp, iwae, conv."),
+        ("--models=iwae,foo", "--models: unknown foo; choose from mlp, iwae, conv, conv64."),
         ("--benchmarks=", "--benchmarks: empty"),
+        (
+            "--data=synthetic --num_train=5000 --steps=100 --models=mlp",
+            "--steps: 100 steps of mlp's batch 128",
+        ),
         ("--repeats=0", "must be > 0"),
         ("--vmap_sizes=1,x", "--vmap_sizes: 'x' is not of type int."),
     ],
 )
 def test_bad_flag_values_are_refused(parse, argv, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        parse([argv])
+        parse(argv.split())
 
 
 def test_targets_are_data_and_judged_against_their_minimum():
@@ -127,3 +131,61 @@ def test_targets_are_data_and_judged_against_their_minimum():
     assert [row[2] for row in table.rows] == ["no", "yes", None]
     assert run.targets_table([(iwae, 5.0)], busy=True).rows[0][2] == "not judged (busy machine)"
     assert run.Target("JAX % of peak, x", 60, "%").label == "JAX % of peak, x ≥ 60 %"
+
+
+BARE_CHECK = """
+import glob, importlib.abc, importlib.machinery, sys
+WHEELS = glob.glob("benchmarks/vendor/*.whl")
+BLOCKED = {"tensorflow", "tensorflow_datasets", "clu", "tqdm", "bokeh"}
+
+class Bare(importlib.abc.MetaPathFinder):
+    # What the GPU machine lacks: ml_collections only from the vendored wheel, the rest not at all.
+    def find_spec(self, name, path=None, target=None):
+        if name == "ml_collections":
+            return importlib.machinery.PathFinder.find_spec(name, WHEELS)
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"{name} is not on the GPU machine")
+        return None
+
+sys.meta_path.insert(0, Bare())
+import jax
+from benchmarks import gpu, run
+from benchmarks.architectures import ARCHITECTURES
+import ml_collections
+assert ".whl" in ml_collections.__file__, ml_collections.__file__
+bench = run.load_data("synthetic", 64, 8)
+for name in ("mlp", "iwae", "conv"):
+    jm = run.JaxModel.build(ARCHITECTURES[name], bench.spec, 1)
+    state = jm.init_state(jax.random.key(0))
+    if name == "iwae":
+        state, metrics = jm.train_epoch(1)(state, bench.train.images, bench.train.labels,
+                                           jax.random.key(1))
+        assert float(metrics["loss"]) > 0
+print("bare ok", sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
+"""
+
+
+def test_benchmarks_import_without_tensorflow_clu_or_ml_collections():
+    """benchmarks/gpu.sh runs on a machine without TensorFlow, TFDS, CLU, tqdm, bokeh or an
+    installed ml_collections (benchmarks/vendor/ holds its wheel): a top-level import of any of
+    them on the benchmarks' path fails this test."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # Without the tests' persistent compilation cache: reading it asks whether TensorFlow exists.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_PERSISTENT_CACHE")}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.update(PYTHONPATH=root, JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "-c", BARE_CHECK],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "bare ok []" in result.stdout

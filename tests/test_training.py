@@ -222,11 +222,15 @@ def test_config_errors_are_clear_and_early(overrides, message):
         training.check_config(config)
 
 
-def test_step_loop_epoch_equals_scanned_epoch(tmp_path):
-    """The per-step loop (auto for conv nets on CPU) runs the same steps as the compiled scan."""
+def test_step_loop_epoch_equals_scanned_epoch(tmp_path, monkeypatch):
+    """The per-step loop (auto for conv nets on CPU lowered to XLA's convolutions) runs the same
+    steps as the compiled scan (auto for everything else)."""
     conv = {"network.kind": "conv", "network.conv_features": (4,), "train.num_epochs": 2}
-    assert epoch.epoch_loop(tiny_config("vae", **conv)) == "steps"
+    assert epoch.epoch_loop(tiny_config("vae", **conv)) == "scan"  # convolutions as matmuls
     assert epoch.epoch_loop(tiny_config("vae")) == "scan"
+    with monkeypatch.context() as m:
+        m.setenv("AUTOENCODERS_CONV_LOWERING", "xla")
+        assert epoch.epoch_loop(tiny_config("vae", **conv)) == "steps"
     finals = {}
     for loop in ("scan", "steps"):
         config = tiny_config("vae", **conv, **{"train.epoch_loop": loop})

@@ -1,0 +1,137 @@
+"""Convolutions lowered as matrix products (autoencoders/conv.py) equal XLA's convolutions."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from autoencoders import conv, data, epoch, models, networks
+from tests.helpers import tiny_config
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+# (height, width, in channels, out channels, stride): the encoders' stride-2 layers (odd sizes
+# too), the decoders' stride-1 ones to more channels (patches) and to fewer ('out': taps).
+SHAPES = [
+    (8, 8, 1, 4, 2),
+    (7, 5, 3, 6, 2),
+    (4, 4, 8, 16, 1),
+    (6, 6, 8, 3, 1),
+    (5, 7, 6, 1, 1),
+]
+
+
+def _assert_close(actual, expected) -> None:
+    scale = float(np.max(np.abs(expected))) or 1.0
+    np.testing.assert_allclose(
+        np.asarray(actual), np.asarray(expected), rtol=1e-5, atol=1e-5 * scale
+    )
+
+
+def _value_and_grads(fn, x, kernel):
+    def loss(x, kernel):
+        y = fn(x, kernel)
+        return jnp.sum(jnp.sin(y)), y
+
+    (_, y), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(x, kernel)
+    return y, grads
+
+
+@pytest.mark.parametrize("height, width, channels, features, stride", SHAPES)
+@pytest.mark.parametrize("padding", ["SAME", "VALID", ((1, 2), (0, 1))])
+def test_matmul_lowering_equals_xla_convolution(height, width, channels, features, stride, padding):
+    kx, kk = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, (2, height, width, channels))
+    kernel = jax.random.normal(kk, (3, 3, channels, features)) / 3.0
+    strides = (stride, stride)
+    expected = jax.jit(
+        lambda x, k: _value_and_grads(
+            lambda x, k: lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=NHWC),
+            x,
+            k,
+        )
+    )(x, kernel)
+    actual = jax.jit(
+        lambda x, k: _value_and_grads(lambda x, k: conv.matmul_conv(x, k, strides, padding), x, k)
+    )(x, kernel)
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+        assert a.shape == e.shape
+        _assert_close(a, e)
+
+
+def test_other_convolutions_go_to_xla(monkeypatch):
+    """Dilated, grouped or NCHW convolutions are XLA's, whatever the lowering."""
+    monkeypatch.setenv(conv.LOWERING_ENV, "matmul")
+    x = jnp.ones((1, 6, 6, 4))
+    kernel = jnp.ones((3, 3, 2, 4))
+    grouped = conv.conv_general_dilated(
+        x, kernel, (1, 1), "SAME", dimension_numbers=lax.conv_dimension_numbers(
+            x.shape, kernel.shape, NHWC
+        ), feature_group_count=2,
+    )  # fmt: skip
+    expected = lax.conv_general_dilated(
+        x, kernel, (1, 1), "SAME", dimension_numbers=NHWC, feature_group_count=2
+    )
+    _assert_close(grouped, expected)
+    jaxpr = jax.make_jaxpr(
+        lambda x: conv.conv_general_dilated(
+            x, jnp.ones((3, 3, 4, 4)), (1, 1), "SAME", rhs_dilation=(2, 2), dimension_numbers=NHWC
+        )
+    )(x)
+    assert "conv_general_dilated" in str(jaxpr)
+
+
+def test_the_lowering_is_chosen_per_platform_and_can_be_overridden(monkeypatch):
+    monkeypatch.delenv(conv.LOWERING_ENV, raising=False)
+    assert conv.lowering("cpu") == "matmul"
+    assert conv.lowering("gpu") == conv.lowering("tpu") == "xla"
+    assert conv.lowering() == ("matmul" if jax.default_backend() == "cpu" else "xla")
+    monkeypatch.setenv(conv.LOWERING_ENV, "xla")
+    assert conv.lowering("cpu") == "xla"
+    monkeypatch.setenv(conv.LOWERING_ENV, "matmul")
+    assert conv.lowering("gpu") == "matmul"
+    monkeypatch.setenv(conv.LOWERING_ENV, "fast")
+    with pytest.raises(ValueError, match=conv.LOWERING_ENV):
+        conv.lowering()
+
+
+@pytest.mark.parametrize("lowering, has_conv", [("matmul", False), ("xla", True)])
+def test_networks_use_the_chosen_lowering(monkeypatch, lowering, has_conv):
+    monkeypatch.setenv(conv.LOWERING_ENV, lowering)
+    encoder = networks.Encoder(out_dim=4, kind="conv", hidden=(8,), conv_features=(4, 8))
+    x = jnp.zeros((2, 8, 8, 1))
+    params = encoder.init(jax.random.key(0), x)
+    jaxpr = str(jax.make_jaxpr(jax.grad(lambda p: encoder.apply(p, x).sum()))(params))
+    assert ("conv_general_dilated" in jaxpr) == has_conv
+
+
+def test_epoch_loop_auto_scans_unless_xla_convolutions_on_cpu(monkeypatch):
+    config = tiny_config("vae", **{"network.kind": "conv", "network.conv_features": (4,)})
+    monkeypatch.delenv(conv.LOWERING_ENV, raising=False)
+    assert epoch.epoch_loop(config) == "scan"
+    monkeypatch.setenv(conv.LOWERING_ENV, "xla")
+    cpu = jax.default_backend() == "cpu"
+    assert epoch.epoch_loop(config) == ("steps" if cpu else "scan")
+
+
+def test_conv_vae_loss_and_gradients_equal_under_both_lowerings(monkeypatch):
+    config = tiny_config("vae", **{"network.kind": "conv", "network.conv_features": (4, 8)})
+    spec = data.DataSpec(
+        name="synthetic", shape=(8, 8, 1), num_levels=2, num_classes=10, kind="binary"
+    )
+    batch = {
+        "x": jax.random.bernoulli(jax.random.key(1), 0.3, (4, 8, 8, 1)).astype(jnp.float32),
+        "y": jnp.zeros((4,), jnp.int32),
+    }
+    results = {}
+    for lowering in ("xla", "matmul"):
+        monkeypatch.setenv(conv.LOWERING_ENV, lowering)
+        model = models.make(config, spec)
+        params = model.init(jax.random.key(0), batch)
+        grad_fn = jax.jit(jax.grad(model.loss, has_aux=True))
+        results[lowering] = (params, *grad_fn(params, batch, jax.random.key(2)))
+    for a, e in zip(
+        jax.tree.leaves(results["matmul"]), jax.tree.leaves(results["xla"]), strict=True
+    ):
+        _assert_close(a, e)
