@@ -26,6 +26,9 @@ Arguments (`--config=configs/aae.py:prior=swiss_roll,conditional=true`):
   latent       code size (default 2)
   data         TFDS image dataset or 'digits' (default mnist)
   likelihood   as in configs/vae.py (default bernoulli: dynamic binarization)
+
+Reproduction: `python -m experiments.reproduce aae_priors`
+(docs/reproductions/aae_priors.md).
 """
 
 from configs import common

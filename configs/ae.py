@@ -15,6 +15,9 @@ Arguments (`--config=configs/ae.py:latent=2,likelihood=bernoulli`):
   data        TFDS image dataset or 'digits' (default mnist)
   likelihood  as in configs/vae.py (default gaussian)
   net         mlp | conv
+
+Reproduction: `python -m experiments.reproduce hinton2006`
+(docs/reproductions/hinton2006.md).
 """
 
 from configs import common

@@ -23,6 +23,9 @@ Arguments: as configs/ae.py. Family fields (`--config.model.jacobian=projection`
   contractive_weight  λ (default 0.1)
   jacobian            exact | projection (unbiased random-projection estimate)
   num_projections     Gaussian probes per image for jacobian=projection (default 4)
+
+Reproduction: `python -m experiments.reproduce dae_cae_features`
+(docs/reproductions/dae_cae_features.md).
 """
 
 from configs import ae

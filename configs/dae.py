@@ -18,6 +18,9 @@ Family fields (`--config.model.corruption=gaussian --config.model.noise_level=0.
   corruption   gaussian | masking | salt_and_pepper (default masking)
   noise_level  σ for gaussian (before clipping to [0, 1]); else the probability that a pixel is
                corrupted (default 0.25)
+
+Reproduction: `python -m experiments.reproduce dae_cae_features`
+(docs/reproductions/dae_cae_features.md).
 """
 
 from autoencoders import sweeps

@@ -25,6 +25,9 @@ Arguments (`--config=configs/iwae.py:k=50,objective=vae`):
   likelihood  as in configs/vae.py (default bernoulli: dynamic binarization)
   net         mlp | conv
 Adam's β1 is 0.9 as in the paper's text (its code uses 0.99: `--config.optimizer.b1=0.99`).
+
+Reproduction: `python -m experiments.reproduce burda2016_table1`
+(docs/reproductions/burda2016_table1.md).
 """
 
 from configs import common

@@ -20,6 +20,9 @@ Arguments (`--config=configs/m2.py:labels=1000`):
   latent      latent dimension (default 50)
   data        a labelled TFDS image dataset or 'digits' (default mnist)
   likelihood  as in configs/vae.py (default bernoulli: dynamic binarization)
+
+Reproduction: `python -m experiments.reproduce m2_100_labels`
+(docs/reproductions/m2_100_labels.md).
 """
 
 from configs import common

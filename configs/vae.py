@@ -17,6 +17,10 @@ Arguments (`--config=configs/vae.py:latent=2,data=mnist,likelihood=continuous_be
               discretized_logistic; sets the matching preprocessing (bernoulli: dynamic
               binarization; gaussian*: dequantization). Default bernoulli.
   net         mlp | conv
+
+Reproductions: `python -m experiments.reproduce flax_vae` (this config's defaults) and
+`python -m experiments.reproduce kingma_welling_fig2`: docs/reproductions/flax_vae.md and
+docs/reproductions/kingma_welling_fig2.md.
 """
 
 from autoencoders import sweeps

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autoencoders.data import DataSpec
-from autoencoders.models import aae, ae, cae, cvae, dae, iwae, m2, scae, vae
+from autoencoders.models import aae, ae, cae, cvae, dae, hvae, iwae, m2, scae, vae
 from autoencoders.models.base import Model
 
 FAMILIES: dict[str, type[Model]] = {
@@ -14,6 +14,7 @@ FAMILIES: dict[str, type[Model]] = {
     "cae": cae.ContractiveAE,
     "scae": scae.StochasticContractiveAE,
     "iwae": iwae.IWAE,
+    "hvae": hvae.HierarchicalVAE,
     "cvae": cvae.ConditionalVAE,
     "m2": m2.M2,
     "aae": aae.AdversarialAE,

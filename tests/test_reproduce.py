@@ -1,0 +1,137 @@
+"""Reproductions (`python -m experiments.reproduce NAME`): every declared reproduction expands at
+every budget into runs whose configs resolve; two of them run end to end at budget `tiny` (on the
+embedded digits, in this process), write their page, figure and ledger row, and a re-run skips
+what is finished; bad names and budgets are refused with one line."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from autoencoders import launch, ledger, reproduce, training
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+NAMES = (
+    "aae_priors",
+    "burda2016_table1",
+    "dae_cae_features",
+    "flax_vae",
+    "hinton2006",
+    "kingma_welling_fig2",
+    "m2_100_labels",
+)
+END_TO_END = ("hinton2006", "m2_100_labels")
+
+
+def test_every_reproduction_is_declared():
+    os.chdir(REPO)
+    assert tuple(reproduce.available()) == NAMES
+
+
+@pytest.mark.parametrize("budget", reproduce.BUDGETS)
+@pytest.mark.parametrize("name", NAMES)
+def test_dry_run_expands_and_every_run_config_resolves(name, budget, monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    rep = reproduce.load(name, budget)
+    ctx = reproduce.plans(rep, budget, str(tmp_path))
+    text = reproduce.describe(ctx)
+    assert text.startswith(f"{name} ({budget})")
+    for part in rep.parts:
+        plan = ctx.plans[part.name]
+        assert plan.runs, part.name
+        for run in plan.runs:
+            assert run.workdir.startswith(os.path.join(str(tmp_path), name, budget, part.name))
+            assert f"[{run.id}] {run.name} (new)" in text
+            config = launch.resolve_config(run.argv)
+            training.check_config(config)
+            if budget == "tiny":
+                assert config.data.name == "digits"
+    for row in rep.rows:  # every row names a run that exists
+        ctx.run(row.part, row.run)
+        assert row.unit
+    assert not os.listdir(tmp_path)  # a dry run writes nothing
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """The END_TO_END reproductions at budget tiny, run once for the session: (root, docs, status
+    of each run, the metrics and eval.json stamps after the first pass)."""
+    root = tmp_path_factory.mktemp("reproductions")
+    docs = root / "docs"
+    begin, end = ledger.README_MARKERS  # a README beside docs/ repeats the ledger's table
+    (root / "README.md").write_text(f"# A fork\n\n{begin}\nstale\n{end}\n\nMore text.\n")
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        codes = {
+            name: reproduce.run_command(name, "tiny", str(root / "runs"), str(docs), 0, False)
+            for name in END_TO_END
+        }
+    finally:
+        os.chdir(cwd)
+    return root, docs, codes
+
+
+def _stamps(root: pathlib.Path) -> dict[str, float]:
+    names = ("metrics.jsonl", "eval.json", "measures.json")
+    return {str(p): p.stat().st_mtime for p in root.rglob("*") if p.name in names}
+
+
+@pytest.mark.parametrize("name", END_TO_END)
+def test_tiny_reproduction_writes_its_page_figure_and_ledger_row(tiny_runs, name):
+    root, docs, codes = tiny_runs
+    assert codes[name] == 0
+    page = (docs / "reproductions" / f"{name}.md").read_text()
+    assert (docs / "reproductions" / f"{name}.png").stat().st_size > 0
+    assert f"python -m experiments.reproduce {name} --budget=tiny" in page
+    assert "not yet measured" not in page
+    assert "Machine" in page and "Wall time" in page
+    ledger = (docs / "reproductions.md").read_text()
+    assert f"[{name}](reproductions/{name}.md)" in ledger
+    if name == "hinton2006":
+        assert "| deep autoencoder | 3.00 |" in page and "| PCA, 30 components | 13.87 |" in page
+        assert "squared error per test image, summed over" in page
+    else:
+        assert "| M2 test error (evaluate) | 11.97 |" in page
+        assert "% of the test images misclassified" in page
+
+
+def test_the_readme_beside_docs_repeats_the_ledger_table(tiny_runs):
+    root, docs, _ = tiny_runs
+    readme = (root / "README.md").read_text()
+    table = [line for line in (docs / "reproductions.md").read_text().splitlines() if "|" in line]
+    assert "stale" not in readme and readme.endswith("More text.\n")
+    for line in table:
+        assert line.replace("](reproductions/", "](docs/reproductions/") in readme
+
+
+def test_rerun_skips_finished_work_and_keeps_other_rows(tiny_runs, capsys):
+    root, docs, _ = tiny_runs
+    before = _stamps(root)
+    assert any(p.endswith("eval.json") for p in before)
+    os.chdir(REPO)
+    status = reproduce.run_command("hinton2006", "tiny", str(root / "runs"), str(docs), 0, False)
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "finished earlier" in out and "evaluating" not in out
+    assert _stamps(root) == before  # nothing retrained, re-evaluated or re-measured
+    ledger = (docs / "reproductions.md").read_text()
+    assert all(f"[{name}]" in ledger for name in END_TO_END)  # the other row kept
+
+
+def test_bad_name_and_budget_are_one_line(tmp_path):
+    os.chdir(REPO)
+    with pytest.raises(ValueError, match="no reproduction 'nope'"):
+        reproduce.load("nope", "cpu")
+    with pytest.raises(ValueError, match="--budget=huge"):
+        reproduce.load("hinton2006", "huge")
+    command = [sys.executable, "-m", "experiments.reproduce", "nope", f"--root={tmp_path}"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: no reproduction 'nope' in configs/reproductions; declared: {', '.join(NAMES)}."
+    ]
