@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import tempfile
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -126,8 +127,12 @@ def check_writable_dir(flag: str, path: str) -> None:
     what = "" if existing == os.path.abspath(path) else f" (its parent {existing})"
     if not os.path.isdir(existing):
         raise ValueError(f"--{flag}={path}{what} is a file; it must be a directory.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--{flag}={path}{what} is not writable; choose one you can write in.")
+    try:  # a real probe: as root, os.access says yes to read-only mounts and to /proc
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
+    except OSError as e:
+        raise ValueError(
+            f"--{flag}={path}{what} is not writable ({e.strerror}); choose one you can write in."
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------

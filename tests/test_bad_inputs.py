@@ -26,7 +26,7 @@ from autoencoders import launch, sweeps, training
 from experiments import cli
 from tests.helpers import REPO
 
-COMMANDS = ("train", "evaluate", "sweep", "report")
+COMMANDS = ("train", "evaluate", "sweep", "report", "reproduce")
 
 # A sweep of two runs on the embedded digits; the fixture trains run 0 (latent_dim=2) for an epoch.
 TINY_SWEEP = """
@@ -393,6 +393,26 @@ CASES = [
      "No run in {sweep} has evaluated metrics yet.", (_remove, f"{RUN}/metrics.jsonl")),
     ("report-stray-argument", "report", ["--sweep_dir={sweep}", "latent_dim"],
      "unexpected arguments latent_dim: give options as --flags.", None),
+    # reproduce
+    ("reproduce-unknown-name", "reproduce", ["nope", "--root={new}"],
+     "no reproduction 'nope' in configs/reproductions; declared: aae_priors,", None),
+    ("reproduce-two-names", "reproduce", ["hinton2006", "flax_vae", "--root={new}"],
+     "name one reproduction, e.g. hinton2006 (declared: aae_priors,", None),
+    ("reproduce-no-name", "reproduce", ["--root={new}"],
+     "name one reproduction, e.g. hinton2006", None),
+    ("reproduce-unknown-budget", "reproduce", ["hinton2006", "--budget=huge"],
+     "flag --budget=huge: value should be one of <tiny|cpu|paper>", None),
+    ("reproduce-negative-workers", "reproduce", ["hinton2006", "--workers=-1"],
+     "flag --workers=-1: -1 is not a non-negative integer", None),
+    ("reproduce-root-is-a-file", "reproduce", ["hinton2006", "--root={file}"],
+     "--root={file} is a file; it must be a directory.", None),
+    ("reproduce-docs-dir-under-a-file", "reproduce",
+     ["hinton2006", "--root={new}", "--docs_dir={file}/docs"],
+     "--docs_dir={file}/docs (its parent {file}) is a file; it must be a directory.", None),
+    ("reproduce-root-cannot-be-made", "reproduce", ["hinton2006", "--root=/proc/no-such-dir/runs"],
+     "--root=/proc/no-such-dir/runs (its parent /proc) is not writable (", None),
+    ("train-workdir-cannot-be-made", "train", [DIGITS, "--workdir=/proc/no-such-dir/run"],
+     "--workdir=/proc/no-such-dir/run (its parent /proc) is not writable (", None),
 ]  # fmt: skip
 
 
@@ -429,8 +449,9 @@ def test_a_workdir_that_is_not_writable(tmp_path, monkeypatch, capfd):
     argv = [DIGITS, f"--workdir={locked}/run"]
     status, stderr = run_command("train", argv, monkeypatch, capfd)
     assert status == 1
-    assert stderr == f"error: --workdir={locked}/run (its parent {locked}) is not writable; " + (
-        "choose one you can write in.\n"
+    assert stderr == (
+        f"error: --workdir={locked}/run (its parent {locked}) is not writable (Permission "
+        "denied); choose one you can write in.\n"
     )
 
 
