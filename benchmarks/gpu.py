@@ -4,17 +4,17 @@ minutes on one GPU, and written to docs/benchmarks_gpu.md (and $OUT/benchmarks_g
     bash benchmarks/gpu.sh            # the whole thing; BENCH_QUICK=1 for a tiny smoke run
 
 or `python -m benchmarks.gpu [--quick] [any flag of benchmarks.run]`. It runs the sections of
-benchmarks/run.py (`run_training`, `run_importance_sampling`, `run_vmap`, their matmul peaks)
+benchmarks/sections.py (`run_training`, `run_importance_sampling`, `run_vmap`, their matmul peaks)
 with GPU-sized settings (`GPU_SETTINGS`; flags given on the command line win), and adds:
 
-- precision: jnp.dot's rate at float32 HIGHEST (true float32), at JAX's default precision, and
-  on bfloat16 inputs (torch.mm beside them), and which precision the default turned out to be,
-  from its error against a float64 product;
+- precision (benchmarks/precision.py): jnp.dot's rate at float32 HIGHEST (true float32), at
+  JAX's default precision, and on bfloat16 inputs (torch.mm beside them), and which precision
+  the default turned out to be, from its error against a float64 product;
 - % of peak: every JAX GFLOP/s of the run over the float32 and the default-precision peaks;
 - the IWAE paper's Table 1 grid (VAE and IWAE objectives × k = 1, 5, 50, configs/iwae.py): one
   compiled program per setting (k changes shapes and the objective the traced code, so the six
   cannot be members of one vmapped program), each training S vmapped seeds
-  (`run.bench_vmapped_members`).
+  (`measure.bench_vmapped_members`).
 
 Each section that fails prints one line and the rest still runs. Data: synthetic (no TFDS).
 """
@@ -35,14 +35,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from absl import flags
 
 from autoencoders import density
 from autoencoders.quantities import option
-from benchmarks import report, run, timing
+from benchmarks import report, run, sections
 from benchmarks.architectures import ARCHITECTURES, Architecture
+from benchmarks.datasets import load_data
+from benchmarks.measure import bench_vmapped_members
+from benchmarks.precision import percent_of_peaks_table, precision_section
 from configs import iwae as iwae_config
 from experiments import cli
 
@@ -101,115 +102,6 @@ for _name in _GPU_FLAGS:
     flags.declare_key_flag(_name)
 
 
-# ---------------------------------------------------------------------------------------------
-# Matmul precision
-# ---------------------------------------------------------------------------------------------
-
-
-def _round_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
-    """float32 values rounded (to nearest) to `bits` explicit mantissa bits: TF32 10, bf16 7."""
-    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
-    drop = 23 - bits
-    u = ((u + (1 << (drop - 1))) >> drop) << drop
-    return u.astype(np.uint32).view(np.float32)
-
-
-def _relative_error(c: Any, exact: np.ndarray) -> float:
-    c = np.asarray(c, np.float64)
-    return float(np.linalg.norm(c - exact) / np.linalg.norm(exact))
-
-
-def default_precision(size: int) -> tuple[str, dict[str, float]]:
-    """Which precision `jnp.dot` used on float32 inputs at JAX's default: its relative error
-    against a float64 product, beside float32 HIGHEST and emulated TF32 and bf16 inputs."""
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((2, size, size), dtype=np.float32)
-    exact = a.astype(np.float64) @ b.astype(np.float64)
-    errors = {
-        "jnp.dot default": _relative_error(jax.jit(jnp.dot)(a, b), exact),
-        "jnp.dot HIGHEST": _relative_error(
-            jax.jit(lambda x, y: jnp.dot(x, y, precision="highest"))(a, b), exact
-        ),
-        "TF32 inputs (emulated)": _relative_error(
-            _round_mantissa(a, 10).astype(np.float64) @ _round_mantissa(b, 10), exact
-        ),
-        "bf16 inputs (emulated)": _relative_error(
-            _round_mantissa(a, 7).astype(np.float64) @ _round_mantissa(b, 7), exact
-        ),
-    }
-    names = {"jnp.dot HIGHEST": "float32", "TF32 inputs (emulated)": "TF32"}
-    names["bf16 inputs (emulated)"] = "bf16"
-    log_default = np.log(errors["jnp.dot default"])
-    closest = min(names, key=lambda n: abs(np.log(errors[n]) - log_default))
-    return names[closest], errors
-
-
-def jax_matmul_rate(size: int, repeats: int, dtype: Any, precision: str | None) -> float:
-    a = jax.random.normal(jax.random.key(0), (size, size), dtype)
-    b = jax.random.normal(jax.random.key(1), (size, size), dtype)
-    dot = jax.jit(lambda x, y: jnp.dot(x, y, precision=precision))
-    return timing.best_matmul_gflops(lambda: dot(a, b).block_until_ready(), size, repeats)
-
-
-def torch_matmul_rates(size: int, repeats: int) -> dict[str, float]:
-    """torch.mm at float32 (TF32 off, torch's default), with TF32 allowed, and on bfloat16."""
-    import torch
-
-    from benchmarks import torch_reference
-
-    rates = {"torch.mm float32": torch_reference.matmul_gflops(size, repeats)}
-    if torch_reference.device().type == "cuda":
-        before = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = True
-        try:
-            rates["torch.mm TF32 allowed"] = torch_reference.matmul_gflops(size, repeats)
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = before
-    rates["torch.mm bfloat16"] = torch_reference.matmul_gflops(size, repeats, torch.bfloat16)
-    return rates
-
-
-@dataclasses.dataclass
-class Peaks:
-    float32: float  # jnp.dot at HIGHEST
-    default: float  # jnp.dot at JAX's default precision
-    default_name: str  # what the default turned out to be
-
-
-def precision_section(r: run.Run, size: int, torch_on: bool) -> Peaks:
-    args = r.args
-    repeats = max(args.repeats, 3)
-    rates = {
-        "jnp.dot float32 HIGHEST": jax_matmul_rate(args.peak_size, repeats, jnp.float32, "highest"),
-        "jnp.dot float32 default precision": jax_matmul_rate(
-            args.peak_size, repeats, jnp.float32, None
-        ),
-        "jnp.dot bfloat16": jax_matmul_rate(args.peak_size, repeats, jnp.bfloat16, None),
-    }
-    if torch_on:
-        rates.update(torch_matmul_rates(args.peak_size, repeats))
-    name, errors = default_precision(size)
-    table = report.Table(
-        f"Matmul peak by precision ({args.peak_size}×{args.peak_size}, best of {repeats})",
-        ["matmul", "GFLOP/s"],
-    )
-    for what, rate in rates.items():
-        table.add(what, rate)
-    setting = getattr(jax.config, "jax_default_matmul_precision", "?")
-    table.notes += [
-        f"JAX's default matmul precision (jax_default_matmul_precision = {setting!r}) gave "
-        f"float32 products as {name}: relative error ‖C − C64‖/‖C64‖ of a {size}×{size} product "
-        "against float64: "
-        + "; ".join(f"{k} {v:.2e}" for k, v in errors.items())
-        + " (the default is named after the nearest of the last three)",
-        "every model in this record computes at JAX's default precision; 'JAX % of peak' in "
-        "the tables below uses benchmarks.run's peak: the better of jnp.dot at the default "
-        "precision and torch.mm float32",
-    ]
-    r.tables.append(table)
-    return Peaks(rates["jnp.dot float32 HIGHEST"], rates["jnp.dot float32 default precision"], name)
-
-
 def merge_tables(tables: Sequence[report.Table]) -> list[report.Table]:
     """Tables of the same title and columns as one (the first one's notes), in first-seen order."""
     merged: dict[tuple[str, tuple[str, ...]], report.Table] = {}
@@ -220,38 +112,6 @@ def merge_tables(tables: Sequence[report.Table]) -> list[report.Table]:
         else:
             merged[key] = dataclasses.replace(t, rows=list(t.rows), notes=list(t.notes))
     return list(merged.values())
-
-
-def column(table: report.Table, header: str) -> list[Any] | None:
-    if header not in table.headers:
-        return None
-    i = table.headers.index(header)
-    return [row[i] for row in table.rows]
-
-
-def percent_of_peaks_table(tables: Sequence[report.Table], peaks: Peaks) -> report.Table:
-    """Every JAX GFLOP/s of the run over the float32 and the default-precision matmul peaks."""
-    table = report.Table(
-        "JAX GFLOP/s as a fraction of the measured matmul peaks",
-        ["section", "row", "JAX GFLOP/s", "% of float32 peak",
-         f"% of default-precision ({peaks.default_name}) peak"],
-    )  # fmt: skip
-    for t in tables:
-        gflops = column(t, "JAX GFLOP/s") or column(t, "GFLOP/s")
-        labels = column(t, t.headers[0])
-        if gflops is None or labels is None or t.title.startswith("Matmul"):
-            continue
-        for label, value in zip(labels, gflops, strict=True):
-            if isinstance(value, int | float):
-                table.add(
-                    t.title, label, value, 100 * value / peaks.float32, 100 * value / peaks.default
-                )
-    table.notes.append(
-        f"float32 peak: jnp.dot at HIGHEST, {peaks.float32:,.0f} GFLOP/s; default-precision "
-        f"peak: jnp.dot at JAX's default, {peaks.default:,.0f} GFLOP/s (measured once, before "
-        "the training section)"
-    )
-    return table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,7 +132,7 @@ class GridSetting(Architecture):
         return config
 
 
-def grid_section(r: run.Run, sizes: Sequence[int], ks: Sequence[int]) -> None:
+def grid_section(r: sections.Run, sizes: Sequence[int], ks: Sequence[int]) -> None:
     args = r.args
     base = ARCHITECTURES["iwae"]
     steps = r.steps_for(base)
@@ -288,7 +148,7 @@ def grid_section(r: run.Run, sizes: Sequence[int], ks: Sequence[int]) -> None:
             objective=objective,
             k=k,
         )
-        results, xla = run.bench_vmapped_members(setting, r.bench, steps, repeats, sizes)
+        results, xla = bench_vmapped_members(setting, r.bench, steps, repeats, sizes)
         for size, measured in results.items():
             r.log(f"grid {objective} k={k} S={size} ({steps} steps)", measured)
             model_steps = size * steps / measured.median_s
@@ -303,7 +163,7 @@ def grid_section(r: run.Run, sizes: Sequence[int], ks: Sequence[int]) -> None:
         "ε = 1e-4, its iwae_stages schedule at its first stage) on the synthetic data",
         "k changes the shapes and the objective the traced code, so the six settings are six "
         "compiled programs; within each, S seeds are vmapped members of one program "
-        "(`run.bench_vmapped_members`, as in 'Vmapped seeds')",
+        "(`measure.bench_vmapped_members`, as in 'Vmapped seeds')",
         "GFLOP/s: XLA's cost analysis of one member's step × model-steps/s",
         f"median of {repeats} repeats",
     ]
@@ -403,8 +263,8 @@ def main(argv: Sequence[str]) -> None:
         print(line, flush=True)
     torch_on, torch_note = torch_status(args)
     print(f"PyTorch: {torch_note}", flush=True)
-    bench = run.load_data(args.data, args.num_train, args.is_examples)
-    r = run.Run(args, bench, 1 if torch_on else None)
+    bench = load_data(args.data, args.num_train, args.is_examples)
+    r = sections.Run(args, bench, 1 if torch_on else None)
     failures: list[str] = []
     peaks = guarded(
         "precision", failures, lambda: precision_section(r, opts.precision_size, torch_on)
@@ -412,7 +272,7 @@ def main(argv: Sequence[str]) -> None:
     if "train" in args.benchmarks:
         for name in args.models:  # one model at a time: a failing one loses only its rows
             r.args = dataclasses.replace(args, models=(name,))
-            guarded(f"train {name}", failures, lambda: run.run_training(r))
+            guarded(f"train {name}", failures, lambda: sections.run_training(r))
         r.args = args
         r.tables = merge_tables(r.tables)
     if "is_eval" in args.benchmarks:
@@ -420,17 +280,17 @@ def main(argv: Sequence[str]) -> None:
             r.args = dataclasses.replace(args, is_example_batch=batch)
             name = f"example_batch {batch or density.EXAMPLE_BATCH}"
             before = len(r.tables)
-            guarded(f"is_eval, {name}", failures, lambda: run.run_importance_sampling(r))
-            if len(r.tables) > before:
-                r.tables[-1].title += f", {name}"
+            guarded(f"is_eval, {name}", failures, lambda: sections.run_importance_sampling(r))
+            for table in r.tables[before:]:
+                table.title += f", {name}"
         r.args = args
     if "vmap" in args.benchmarks:
-        guarded("vmap", failures, lambda: run.run_vmap(r))
+        guarded("vmap", failures, lambda: sections.run_vmap(r))
     if opts.grid_sizes:
         guarded("grid", failures, lambda: grid_section(r, opts.grid_sizes, opts.grid_ks))
     tables = list(r.tables)
     if r.peaks:
-        tables.insert(1 if peaks else 0, run.peak_table(r))
+        tables.insert(1 if peaks else 0, sections.peak_table(r))
     if peaks:
         tables.append(percent_of_peaks_table(tables, peaks))
     given = [f.serialize() for f in [*run._FLAGS.values(), *_GPU_FLAGS.values()] if f.present]
@@ -476,7 +336,7 @@ def record(
         f"Wall time of the whole run: {time.perf_counter() - wall:.0f} s",
     ]
     method = [
-        "The sections of benchmarks/run.py (see docs/benchmarks.md for their method) on JAX's "
+        "The sections of benchmarks/sections.py (see docs/benchmarks.md for their method) on JAX's "
         "default device; data held on the device; JAX programs compiled ahead of time, called "
         "once, then timed, each call ending in block_until_ready; PyTorch timed calls end with "
         "the loss read back to the host (on CUDA: after the steps finish); matmuls with "
@@ -488,36 +348,19 @@ def record(
     ]
     if failures:
         method += [f"**Failed section** — {line}" for line in failures]
-    parts = [
-        f"# {platform_title()}",
-        "",
-        "Written by `bash benchmarks/gpu.sh` (`benchmarks/gpu.py`); every number below is its "
-        "output.",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Started: {started.isoformat(timespec='seconds')}",
-        "",
-        "## Machine",
-        "",
-        *[f"- {line}" for line in [*device_lines(), *report.machine_lines()]],
-        f"- Platform: {platform.platform()}",
-        "",
-        "## Settings",
-        "",
-        *[f"- {line}" for line in settings],
-        "",
-        "## Method",
-        "",
-        *[f"- {line}" for line in method],
-        "",
-        "## Results",
-        "",
-    ]
-    for table in tables:
-        parts += [table.to_markdown(), ""]
-    parts += ["## Raw timings (seconds per repeat)", "", *[f"- {line}" for line in raw], ""]
-    return "\n".join(parts)
+    machine = [*device_lines(), *report.machine_lines(), f"Platform: {platform.platform()}"]
+    return report.record(
+        command,
+        started,
+        settings,
+        method,
+        tables,
+        raw,
+        title=platform_title(),
+        written_by="Written by `bash benchmarks/gpu.sh` (`benchmarks/gpu.py`); every number "
+        "below is its output.",
+        machine=machine,
+    )
 
 
 def write(text: str, path: str) -> None:

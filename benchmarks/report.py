@@ -123,14 +123,22 @@ def record(
     tables: Sequence[Table],
     raw: Sequence[str],
     kept: str = "",
+    *,
+    title: str = "Benchmarks",
+    written_by: str = "",
+    machine: Sequence[str] = (),
 ) -> str:
     """The whole Markdown record: what ran, where, how, the tables and the raw timings, then
-    `kept` (an earlier record's `kept_part`)."""
-    parts = [
-        "# Benchmarks",
-        "",
+    `kept` (an earlier record's `kept_part`). `written_by` (default: benchmarks/run.py's line)
+    and `machine` (default: `machine_lines()`) let another script write its record."""
+    written_by = written_by or (
         "Written by `benchmarks/run.py`; every number below is that script's output"
-        + (f" (under '{KEPT_HEADING[3:]}': of the commands named there)." if kept else "."),
+        + (f" (under '{KEPT_HEADING[3:]}': of the commands named there)." if kept else ".")
+    )
+    parts = [
+        f"# {title}",
+        "",
+        written_by,
         "",
         f"Command: `{command}`",
         "",
@@ -138,7 +146,7 @@ def record(
         "",
         "## Machine",
         "",
-        *[f"- {line}" for line in machine_lines()],
+        *[f"- {line}" for line in machine or machine_lines()],
         "",
         "## Settings",
         "",

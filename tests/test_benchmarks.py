@@ -1,6 +1,8 @@
 """benchmarks/run.py works end to end on the smallest setting and prints a parsable table; its
-absl flags keep the spellings the README and docs quote; targets are judged from data."""
+absl flags keep the spellings the README and docs quote; targets are judged from data; the
+importance-sampling block's profile measures every part."""
 
+import dataclasses
 import importlib.util
 import re
 
@@ -8,7 +10,8 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from benchmarks import report, run
+from benchmarks import datasets, parts, report, run, sections, targets
+from benchmarks.architectures import ARCHITECTURES
 from experiments import cli
 
 
@@ -50,7 +53,7 @@ def test_tiny_benchmark_table_parses(tmp_path, parse):
     assert text.endswith(kept) and "An earlier record" not in text
     assert "Command: `python -m benchmarks.run --benchmarks=peak,train --models=iwae" in text
     tables = report.parse_tables(text)
-    (row,) = tables[run.TRAIN_TABLE]
+    (row,) = tables[sections.TRAIN_TABLE]
     assert row["model"].startswith("IWAE-paper VAE") and row["steps"] == "2"
     assert report.parse_number(row["JAX steps/s"]) > 0
     assert report.parse_number(row["JAX % of peak"]) > 0
@@ -125,12 +128,29 @@ def test_bad_flag_values_are_refused(parse, argv, message):
 
 
 def test_targets_are_data_and_judged_against_their_minimum():
-    iwae, mlp_speedup = run.TRAIN_TARGETS["iwae"]["speedup"], run.TRAIN_TARGETS["mlp"]["speedup"]
-    table = run.targets_table([(iwae, 2.9), (mlp_speedup, 1.3), (iwae, None)], busy=False)
+    iwae = targets.TRAIN_TARGETS["iwae"]["speedup"]
+    mlp_speedup = targets.TRAIN_TARGETS["mlp"]["speedup"]
+    table = targets.targets_table([(iwae, 2.9), (mlp_speedup, 1.3), (iwae, None)], busy=False)
     assert [row[0] for row in table.rows] == [iwae.label, mlp_speedup.label, iwae.label]
     assert [row[2] for row in table.rows] == ["no", "yes", None]
-    assert run.targets_table([(iwae, 5.0)], busy=True).rows[0][2] == "not judged (busy machine)"
-    assert run.Target("JAX % of peak, x", 60, "%").label == "JAX % of peak, x ≥ 60 %"
+    assert targets.targets_table([(iwae, 5.0)], busy=True).rows[0][2] == "not judged (busy machine)"
+    assert targets.Target("JAX % of peak, x", 60, "%").label == "JAX % of peak, x ≥ 60 %"
+
+
+def test_importance_sampling_block_parts_are_all_timed():
+    """The profile of an importance-sampling block times the whole block and every part of it,
+    here on a tiny MLP VAE (small enough to run in a second or two)."""
+    arch = dataclasses.replace(
+        ARCHITECTURES["iwae"], hidden=(8,), latent_dim=2, image_shape=(4, 4, 1)
+    )
+    bench = datasets.synthetic_data((4, 4, 1), 8, 8, "test")
+    block = parts.is_block_parts(arch, bench.spec, 2, 3, repeats=1, calls=2)
+    assert (block.examples, block.samples, block.pairs) == (2, 3, 6)
+    for name, seconds in {"whole": block.whole_s, **block.parts_s}.items():
+        assert seconds > 0, name
+    assert block.rest_s == pytest.approx(block.whole_s - sum(block.parts_s.values()))
+    conv = parts.is_block_parts(ARCHITECTURES["conv"], bench.spec, 2, 3, repeats=1, calls=2)
+    assert conv is None
 
 
 BARE_CHECK = """
@@ -149,13 +169,13 @@ class Bare(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Bare())
 import jax
-from benchmarks import gpu, run
+from benchmarks import datasets, gpu, measure, run
 from benchmarks.architectures import ARCHITECTURES
 import ml_collections
 assert ".whl" in ml_collections.__file__, ml_collections.__file__
-bench = run.load_data("synthetic", 64, 8)
+bench = datasets.load_data("synthetic", 64, 8)
 for name in ("mlp", "iwae", "conv"):
-    jm = run.JaxModel.build(ARCHITECTURES[name], bench.spec, 1)
+    jm = measure.JaxModel.build(ARCHITECTURES[name], bench.spec, 1)
     state = jm.init_state(jax.random.key(0))
     if name == "iwae":
         state, metrics = jm.train_epoch(1)(state, bench.train.images, bench.train.labels,
