@@ -18,6 +18,7 @@ import functools
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import jax
@@ -44,9 +45,20 @@ def checkpoint_manager(workdir: str, config, create: bool = True) -> ocp.Checkpo
             temporary_path_cls=ocp.path.atomicity.CommitFileTemporaryPath
         ),
     )
-    return ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), CHECKPOINTS_DIR), options=options
-    )
+    directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS_DIR)
+    for attempt in range(_READER_ATTEMPTS):
+        try:
+            return ocp.CheckpointManager(directory, options=options)
+        except ValueError as e:
+            # A reader of a run that is training races its writer: Orbax lists the steps, then
+            # reads each one's metadata, and `max_to_keep` may delete one in between.
+            if create or "No step path found" not in str(e) or attempt == _READER_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+_READER_ATTEMPTS = 5
 
 
 def restore_newest(
@@ -57,11 +69,20 @@ def restore_newest(
     reported in one log line, recorded in `damaged` and, with `move_damaged`, moved aside
     (`set_aside`). A checkpoint written for another model or optimizer is a ValueError."""
     damaged = set_aside_uncommitted(manager, move=move_damaged)
-    for epoch in sorted(manager.all_steps(), reverse=True):
-        restored, why = try_restore(manager, state, epoch)
-        if not why:
-            return restored, int(epoch), damaged
-        damaged.append(set_aside(manager, epoch, why, move=move_damaged))
+    steps = manager.all_steps()
+    for _ in range(_READER_ATTEMPTS):
+        vanished = False
+        for epoch in sorted(steps, reverse=True):
+            restored, why = try_restore(manager, state, epoch)
+            if not why:
+                return restored, int(epoch), damaged
+            if not move_damaged and not os.path.isdir(os.path.join(manager.directory, str(epoch))):
+                vanished = True  # a reader's race: deleted by training's `max_to_keep`
+                continue
+            damaged.append(set_aside(manager, epoch, why, move=move_damaged))
+        if not vanished:
+            break
+        steps = manager.all_steps(read=True)  # the newer ones training saved meanwhile
     return state, 0, damaged
 
 
