@@ -28,6 +28,7 @@ from autoencoders import parallel
 
 CHECKPOINTS_DIR = "checkpoints"
 DAMAGED_DIR = "checkpoints_damaged"  # checkpoints that could not be restored, moved aside
+READER_ATTEMPTS = 5  # a reader's tries when the training run deletes a step it listed
 
 
 def checkpoint_manager(workdir: str, config, create: bool = True) -> ocp.CheckpointManager:
@@ -46,19 +47,17 @@ def checkpoint_manager(workdir: str, config, create: bool = True) -> ocp.Checkpo
         ),
     )
     directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS_DIR)
-    for attempt in range(_READER_ATTEMPTS):
+    attempt = 0
+    while True:
         try:
             return ocp.CheckpointManager(directory, options=options)
         except ValueError as e:
             # A reader of a run that is training races its writer: Orbax lists the steps, then
             # reads each one's metadata, and `max_to_keep` may delete one in between.
-            if create or "No step path found" not in str(e) or attempt == _READER_ATTEMPTS - 1:
+            attempt += 1
+            if create or "No step path found" not in str(e) or attempt == READER_ATTEMPTS:
                 raise
-            time.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-_READER_ATTEMPTS = 5
+            time.sleep(0.05 * attempt)
 
 
 def restore_newest(
@@ -70,7 +69,7 @@ def restore_newest(
     (`set_aside`). A checkpoint written for another model or optimizer is a ValueError."""
     damaged = set_aside_uncommitted(manager, move=move_damaged)
     steps = manager.all_steps()
-    for _ in range(_READER_ATTEMPTS):
+    for _ in range(READER_ATTEMPTS):
         vanished = False
         for epoch in sorted(steps, reverse=True):
             restored, why = try_restore(manager, state, epoch)
