@@ -12,6 +12,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from autoencoders.machine import machine_lines
+
 if TYPE_CHECKING:
     from autoencoders.reproduce import Context
 
@@ -40,9 +42,7 @@ def number(value: dict[str, Any] | None) -> str:
 
 
 def machine() -> str:
-    from benchmarks import report  # noqa: PLC0415 - lscpu and versions, only for pages
-
-    lines = report.machine_lines()
+    lines = machine_lines()
     return f"{lines[0]}. {lines[2]}"
 
 

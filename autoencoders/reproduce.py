@@ -130,7 +130,8 @@ class Context:
         kind, _, rest = row.metric.partition("/")
         if kind in ("eval", "measure"):
             path = os.path.join(run.workdir, MEASURES_FILE if kind == "measure" else EVAL_FILE)
-            node: Any = _json(path).get("values", {}) if kind == "measure" else _json(path)
+            node: Any = workdirs.read_record(path)
+            node = node.get("values", {}) if kind == "measure" else node
             for key in rest.split("/"):
                 node = node.get(key) if isinstance(node, dict) else None
             if not isinstance(node, dict) or "value" not in node:
@@ -143,14 +144,6 @@ class Context:
         epoch = max(rows)
         source = f"metrics.jsonl, epoch {epoch}"
         return {"value": rows[epoch][rest], "stderr": None, "source": source}
-
-
-def _json(path: str) -> dict[str, Any]:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
 
 
 def plans(rep: Reproduction, budget: str, root: str) -> Context:
@@ -204,12 +197,10 @@ def _final_epoch(run: sweeps.Run) -> int:
     )
 
 
-def evaluation_is_current(run: sweeps.Run, options: evaluation.Options) -> bool:
-    """eval.json holds the final epoch, evaluated with these options."""
-    saved = _json(os.path.join(run.workdir, EVAL_FILE))
-    return saved.get("epoch") == _final_epoch(run) and saved.get("options") == _options_json(
-        options
-    )
+def evaluation_is_current(run: sweeps.Run, options: evaluation.Options, epoch: int) -> bool:
+    """eval.json holds `epoch` (the final one), evaluated with these options."""
+    saved = workdirs.read_record(os.path.join(run.workdir, EVAL_FILE))
+    return saved.get("epoch") == epoch and saved.get("options") == _options_json(options)
 
 
 def evaluate(ctx: Context, say: Callable[[str], None] = print) -> list[str]:
@@ -220,20 +211,18 @@ def evaluate(ctx: Context, say: Callable[[str], None] = print) -> list[str]:
             if not ctx.finished(run):
                 missing.append(f"{part.name}/{run.name}")
                 continue
-            if part.evaluate is not None and not evaluation_is_current(run, part.evaluate):
+            epoch = _final_epoch(run)
+            if part.evaluate is not None and not evaluation_is_current(run, part.evaluate, epoch):
                 say(f"evaluating {part.name}/{run.name}")
                 evaluation.evaluate_run(run.workdir, part.evaluate)
             measured = rep.measure is not None and part.name in (rep.measure_parts or [part.name])
             path = os.path.join(run.workdir, MEASURES_FILE)
-            saved = _json(path)
-            if measured and (saved.get("epoch"), saved.get("budget")) != (
-                _final_epoch(run),
-                ctx.budget,
-            ):
+            saved = workdirs.read_record(path)
+            if measured and (saved.get("epoch"), saved.get("budget")) != (epoch, ctx.budget):
                 say(f"measuring {part.name}/{run.name}")
                 start = time.time()
                 values = rep.measure(evaluation.load_run(run.workdir))
-                record = {"epoch": _final_epoch(run), "budget": ctx.budget, "values": values}
+                record = {"epoch": epoch, "budget": ctx.budget, "values": values}
                 record["seconds"] = time.time() - start
                 with open(path + ".tmp", "w") as f:
                     json.dump(record, f, indent=2)
@@ -268,11 +257,12 @@ def wall_times(ctx: Context) -> dict[str, float]:
         for run in plan.runs:
             out["training"] += training_seconds(run)
             out["evaluation"] += (
-                _json(os.path.join(run.workdir, EVAL_FILE))
+                workdirs.read_record(os.path.join(run.workdir, EVAL_FILE))
                 .get("total_seconds", {})
                 .get("value", 0.0)
             )
-            out["measures"] += _json(os.path.join(run.workdir, MEASURES_FILE)).get("seconds", 0.0)
+            measures = workdirs.read_record(os.path.join(run.workdir, MEASURES_FILE))
+            out["measures"] += measures.get("seconds", 0.0)
     return out
 
 

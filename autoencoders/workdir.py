@@ -155,6 +155,17 @@ def read_json(path: str) -> Any:
             raise ValueError(f"{path} is not valid JSON ({e}).") from None
 
 
+def read_record(path: str) -> dict[str, Any]:
+    """A JSON object a step wrote atomically (eval.json, measures.json); {} while it is not
+    written yet. A damaged or non-object file is a ValueError that names it."""
+    if not os.path.exists(path):
+        return {}
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} is not a JSON object; delete it to recompute it.")
+    return record
+
+
 def read_config_json(path: str) -> dict[str, Any]:
     """A run's config.json; a ValueError naming it unless it is a JSON object with a run's
     sections (`CONFIG_SECTIONS`)."""

@@ -38,6 +38,7 @@ import jax
 from absl import flags
 
 from autoencoders import density
+from autoencoders.machine import machine_lines
 from autoencoders.quantities import option
 from benchmarks import report, run, sections
 from benchmarks.architectures import ARCHITECTURES, Architecture
@@ -348,7 +349,7 @@ def record(
     ]
     if failures:
         method += [f"**Failed section** — {line}" for line in failures]
-    machine = [*device_lines(), *report.machine_lines(), f"Platform: {platform.platform()}"]
+    machine = [*device_lines(), *machine_lines(), f"Platform: {platform.platform()}"]
     return report.record(
         command,
         started,

@@ -123,6 +123,21 @@ def test_rerun_skips_finished_work_and_keeps_other_rows(tiny_runs, capsys):
     assert all(f"[{name}]" in ledger for name in END_TO_END)  # the other row kept
 
 
+def test_a_damaged_record_is_an_error_naming_it(tiny_runs):
+    """eval.json is written atomically, so a damaged one is reported, not taken for missing
+    (which would re-evaluate silently or print "not yet measured")."""
+    root, docs, _ = tiny_runs
+    path = next((root / "runs" / "hinton2006").rglob("eval.json"))
+    saved = path.read_bytes()
+    path.write_text('{"epoch": 3, "recon')
+    os.chdir(REPO)
+    try:
+        with pytest.raises(ValueError, match=f"{path} is not valid JSON"):
+            reproduce.run_command("hinton2006", "tiny", str(root / "runs"), str(docs), 0, False)
+    finally:
+        path.write_bytes(saved)
+
+
 def test_bad_name_and_budget_are_one_line(tmp_path):
     os.chdir(REPO)
     with pytest.raises(ValueError, match="no reproduction 'nope'"):

@@ -204,7 +204,10 @@ class Model:
         The per-pixel terms are computed on one flattened pixel axis: XLA:CPU sums a trailing
         (H, W, 1) block several times slower (it dominated importance-sampled evaluation).
         """
-        out = self.decode(params, z, cond)
+        return self.pixel_terms(self.decode(params, z, cond), x)
+
+    def pixel_terms(self, out: Array, x: Array) -> tuple[Array, Array]:
+        """`recon_terms` from the decoder's output `out` (..., H, W, C, params per pixel)."""
         out = out.reshape(*out.shape[:-4], -1, out.shape[-1])  # (B, H·W·C, params per pixel)
         x = x.reshape(*x.shape[:-3], -1)
         nll = -jnp.sum(self.likelihood.log_prob(out, x), axis=-1)

@@ -109,15 +109,6 @@ class HierarchicalVAE(iwae.IWAE):
             self.decoder.apply(params["decoder"], self.posterior(params, x)[0])
         )
 
-    def _x_terms(self, params, z1, x):
-        """(−log p(x | z1), squared error of its mean), summed per image (as `recon_terms`)."""
-        out = self.decoder.apply(params["decoder"], z1)
-        out = out.reshape(*out.shape[:-4], -1, out.shape[-1])
-        x = x.reshape(*x.shape[:-3], -1)
-        nll = -jnp.sum(self.likelihood.log_prob(out, x), axis=-1)
-        sq_err = jnp.sum((self.likelihood.mean(out) - x) ** 2, axis=-1)
-        return nll, sq_err
-
     # --- objective ------------------------------------------------------------------------------
 
     def _sample_terms(self, params, x, mean1, log_var1, key):
@@ -127,7 +118,7 @@ class HierarchicalVAE(iwae.IWAE):
         mean2, log_var2 = self.q_z2(params, z1)
         z2 = priors.reparameterize(key2, mean2, log_var2)
         p_mean1, p_log_var1 = self.p_z1(params, z2)
-        nll, sq_err = self._x_terms(params, z1, x)
+        nll, sq_err = self.pixel_terms(self.decoder.apply(params["decoder"], z1), x)
         log_q = priors.diag_gaussian_log_prob(z1, mean1, log_var1) + priors.diag_gaussian_log_prob(
             z2, mean2, log_var2
         )

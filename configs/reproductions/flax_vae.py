@@ -15,7 +15,7 @@ PAPER = "the Flax VAE example (its README; Kingma & Welling 2014, Auto-Encoding 
 BOUND = "nats per image, Larochelle's statically binarized MNIST (−ELBO, one posterior sample)"
 BUDGET = {
     "tiny": "1 epoch on the embedded 8x8 digits (dynamically binarized); 20 importance samples.",
-    "cpu": "10 epochs, as the example (a few minutes on a 2-core CPU); NLL on 1,000 test images.",
+    "cpu": "10 epochs, as the example; NLL on 1,000 test images.",
     "paper": "10 epochs, as the example; NLL on 1,000 test images.",
 }
 

@@ -20,7 +20,7 @@ UNIT = "squared error per test image, summed over 784 pixels in [0, 1] (grey lev
 EPOCHS = {"tiny": 1, "cpu": 100, "paper": 200}
 BUDGET = {
     "tiny": "1 epoch on the embedded 8x8 digits, hidden (32,), code 30 (tests the code).",
-    "cpu": "100 epochs of Adam (about 20 s an epoch on a 2-core CPU: about 35 minutes).",
+    "cpu": "100 epochs of Adam.",
     "paper": "200 epochs of Adam, the length of the paper's fine-tuning (its code's maxepoch).",
 }
 
