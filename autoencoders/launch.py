@@ -114,7 +114,7 @@ def status(run: Run) -> str:
     if not os.path.exists(path):
         return "new"
     saved = workdirs.read_config_json(path)
-    if saved != expected:
+    if not workdirs.same_run_config(saved, expected):
         return "changed"
     done = all(workdirs.is_complete(saved, d) for d in workdirs.result_dirs(saved, run.workdir))
     return "finished" if done else "resume"

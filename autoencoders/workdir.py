@@ -88,11 +88,22 @@ def changes_needing_permission(old: Mapping[str, Any], new: Mapping[str, Any]) -
 
 def added_since(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of `new` that a config written before they existed (`old`) lacks, at their
-    default (`configs.common.base_config`): such a run was trained with that default."""
+    default (`configs.common.base_config`, or the family's `added_fields`): such a run was
+    trained with that default."""
     from configs import common  # noqa: PLC0415 - the defaults live with the configs
 
     defaults = flatten(config_json(common.base_config()))
+    family = new.get("model.family")
+    if family in models.FAMILIES:
+        defaults.update(models.FAMILIES[family].added_fields)
     return {k: defaults[k] for k in new.keys() - old.keys() if k in defaults}
+
+
+def same_run_config(saved: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
+    """Whether a run's config.json (`saved`) holds `config` (both as config.json writes them),
+    counting fields added since it was written at the value it was trained with."""
+    old, new = flatten(saved), flatten(config)
+    return {**added_since(old, new), **old} == new
 
 
 def hparams(config) -> dict[str, bool | int | float | str]:

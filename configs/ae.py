@@ -15,6 +15,8 @@ Arguments (`--config=configs/ae.py:latent=2,likelihood=bernoulli`):
   data        TFDS image dataset or 'digits' (default mnist)
   likelihood  as in configs/vae.py (default gaussian)
   net         mlp | conv
+Family field (`--config.model.code_activation=sigmoid`):
+  code_activation  linear | sigmoid: the code's nonlinearity (default linear; see models/ae.py)
 
 Reproduction: `python -m experiments.reproduce hinton2006`
 (docs/reproductions/hinton2006.md).
@@ -28,6 +30,7 @@ def get_config(arg: str | None = None):
     config = common.base_config()
     config.model.family = "ae"
     config.model.latent_dim = arg.latent
+    config.model.code_activation = "linear"  # linear | sigmoid
     config.network.kind = arg.net
     common.apply_likelihood(config, arg.likelihood)
     common.apply_dataset(config, arg.data)

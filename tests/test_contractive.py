@@ -91,8 +91,10 @@ def test_projection_estimate_is_unbiased(mode):
 
 def _model(family: str, **model_fields):
     overrides = {f"model.{k}": v for k, v in model_fields.items()}
+    if model_fields.get("code_activation") == "sigmoid":  # the one-layer autoencoder
+        overrides["network.hidden"] = ()
     # tanh: smooth, so the small-noise limit below has no ReLU kinks to cross.
-    config = tiny_config(family, "gaussian", **{"network.activation": "tanh"}, **overrides)
+    config = tiny_config(family, "gaussian", **{"network.activation": "tanh", **overrides})
     model = models.make(config, data.describe(config.data))
     x = jax.random.uniform(jax.random.key(5), (6, 8, 8, 1))
     return model, model.init(jax.random.key(6), {"x": x}), x
@@ -122,6 +124,25 @@ def test_cae_loss_is_reconstruction_plus_weighted_exact_penalty():
     minus = mean_penalty(jax.tree.map(lambda p, d: p - h * d, params, direction))
     assert abs(directional) > 1e-3
     np.testing.assert_allclose(directional, float(plus - minus) / (2 * h), rtol=2e-2)
+
+
+def test_sigmoid_code_is_the_one_layer_autoencoder_and_its_penalty_has_rifais_closed_form():
+    """With no hidden layer and `code_activation=sigmoid`, h = sigmoid(W x + b), whose Jacobian
+    norm Rifai et al. write as Σ_j (h_j (1 − h_j))² ‖W_j‖²: the autodiff penalty must equal it."""
+    model, params, x = _model(
+        "cae",
+        contractive_weight=1.0,
+        jacobian="exact",
+        num_projections=1,
+        code_activation="sigmoid",
+        latent_dim=20,
+    )
+    dense = params["encoder"]["params"]["out"]
+    h = jax.nn.sigmoid(x.reshape(len(x), -1) @ dense["kernel"] + dense["bias"])
+    np.testing.assert_allclose(model.encode(params, x), h, rtol=1e-6)
+    closed_form = np.sum((h * (1 - h)) ** 2 * np.sum(dense["kernel"] ** 2, axis=0), axis=1)
+    penalty = model.loss(params, {"x": x}, jax.random.key(7))[1]["jacobian_sq_norm"]
+    np.testing.assert_allclose(penalty, closed_form, rtol=1e-5)
 
 
 def test_cae_projection_terms_draw_fresh_probes_per_key():
@@ -184,6 +205,7 @@ def test_scae_loss_is_reconstruction_plus_weighted_penalty():
             },
             "config.model.num_projections=0",
         ),
+        ("cae", {"model.code_activation": "tanh"}, "config.model.code_activation='tanh'"),
         (
             "scae",
             {"model.contractive_weight": 1.0, "model.noise_std": 0.0, "model.num_noise_samples": 1},

@@ -6,11 +6,12 @@ metrics `start` event has no `headline` and only a `recon` unit.
 """
 
 import json
+import pathlib
 import shutil
 
 import pytest
 
-from autoencoders import evaluation, metrics, results, training
+from autoencoders import evaluation, launch, metrics, results, sweeps, training
 from autoencoders import workdir as workdirs
 from tests.helpers import REPO, tiny_config
 
@@ -42,3 +43,28 @@ def test_an_old_workdir_evaluates_and_reports_with_the_family_contract(old_run):
     saved = json.loads((old_run / "config.json").read_text())
     headline, units = results.declared_units(str(old_run), saved)
     assert headline == "neg_elbo" and "nats per image" in units["neg_elbo"]
+
+
+def test_a_run_written_before_a_family_field_existed_is_still_finished_and_resumes(tmp_path):
+    """`model.code_activation` came to the ae families after runs were written: a config.json
+    without it is the same run (launch.status: finished) and resumes with no permission needed,
+    while a config that asks for another value is a change."""
+    plan = sweeps.expand(
+        sweeps.declare(sweeps.point({}), {"network.hidden": (16,), "train.num_epochs": 1}),
+        sweep="t",
+        config_file="configs/ae.py",
+        config_arg="data=digits",
+        sweep_dir=str(tmp_path / "sweep"),
+    )
+    (run,) = plan.runs
+    config = launch.resolve_config(run.argv)
+    training.train_and_evaluate(config, run.workdir)
+    path = pathlib.Path(run.workdir) / workdirs.CONFIG_FILE
+    saved = json.loads(path.read_text())
+    del saved["model"]["code_activation"]  # as a run written before the field
+    path.write_text(json.dumps(saved))
+    assert launch.status(run) == "finished"
+    assert workdirs.config_changes(config, run.workdir, allow_config_change=False) == []
+    config.model.code_activation = "sigmoid"
+    with pytest.raises(ValueError, match="model.code_activation: 'linear' -> 'sigmoid'"):
+        workdirs.config_changes(config, run.workdir, allow_config_change=False)

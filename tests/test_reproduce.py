@@ -10,6 +10,8 @@ import pathlib
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 from autoencoders import launch, ledger, reproduce, training
@@ -136,6 +138,25 @@ def test_a_damaged_record_is_an_error_naming_it(tiny_runs):
             reproduce.run_command("hinton2006", "tiny", str(root / "runs"), str(docs), 0, False)
     finally:
         path.write_bytes(saved)
+
+
+def test_dae_cae_finetuning_learns_and_keeps_its_best_held_out_epoch():
+    """The papers' classifier protocol on the 8x8 digits from random weights: well below chance,
+    and the epoch kept is the one with the fewest held-out errors (so never worse there than
+    training longer)."""
+    from sklearn.datasets import load_digits  # noqa: PLC0415
+
+    from configs.reproductions import dae_cae_features as protocol  # noqa: PLC0415
+
+    digits = load_digits()
+    x, y = (digits.data / 16).astype("float32"), digits.target.astype("int32")
+    data = {"train": (x[:1200], y[:1200]), "validation": (x[1200:1500], y[1200:1500])}
+    data["test"] = (x[1500:], y[1500:])
+    w = jax.nn.initializers.glorot_uniform()(jax.random.key(0), (64, 32))
+    short = protocol.finetune(w, jnp.zeros(32), data, 1)
+    long = protocol.finetune(w, jnp.zeros(32), data, 100)
+    assert long["test_error"] < 15 < short["test_error"]  # chance: 90 %
+    assert 1 <= long["epoch"] <= 100 and long["validation_error"] <= short["validation_error"]
 
 
 def test_bad_name_and_budget_are_one_line(tmp_path):

@@ -2,15 +2,42 @@
 
 With a Gaussian likelihood of fixed σ this is squared error (up to scale and a constant); with a
 Bernoulli it is cross-entropy. A linear AE with squared error spans the PCA subspace.
+
+`config.model.code_activation` (configs/ae.py) is the code's nonlinearity: `linear` (z is the
+encoder's last dense layer) or `sigmoid`, z = sigmoid(W h + b). With no hidden layers
+(`config.network.hidden=()`) and a tied decoder, `sigmoid` is the classic one-layer autoencoder of
+Vincent et al. (2010) and Rifai et al. (2011), whose code is its 1,000 hidden units: the denoising
+AE corrupts its input and the contractive AE penalises ∂z/∂x through the sigmoid.
 """
 
 from __future__ import annotations
 
+import jax
+
 from autoencoders.models import base
+
+CODE_ACTIVATIONS = ("linear", "sigmoid")  # the first is what runs before the field had
 
 
 class Autoencoder(base.Model):
     encoder_outputs_code = True  # z = f(x): a tied decoder can mirror f (`config.network.tied`)
+    added_fields = {"model.code_activation": CODE_ACTIVATIONS[0]}  # noqa: RUF012 - read only
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        activation = config.model.get("code_activation", CODE_ACTIVATIONS[0])
+        if activation not in CODE_ACTIVATIONS:
+            raise ValueError(
+                f"config.model.code_activation={activation!r}: must be one of "
+                f"{', '.join(CODE_ACTIVATIONS)}."
+            )
+
+    def encode(self, params, x, cond=None):
+        code = super().encode(params, x, cond)
+        if self.config.model.get("code_activation", CODE_ACTIVATIONS[0]) == "sigmoid":
+            return jax.nn.sigmoid(code)
+        return code
 
     def term_units(self) -> dict[str, str]:
         loss = "nats per image: −log p(x | g(f(x))), plus the family's weighted penalty if any"

@@ -68,6 +68,9 @@ class Model:
     # The encoder's output is the code itself (deterministic autoencoders), so a decoder can mirror
     # it with tied weights (`config.network.tied`).
     encoder_outputs_code: bool = False
+    # Config fields the family gained after runs were written, each with the value such runs were
+    # trained with: a config.json without one resumes and counts as finished as if it held it.
+    added_fields: dict[str, Any] = {}  # noqa: RUF012 - read only
 
     def __init__(self, config, spec: DataSpec):
         self.config = config
