@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from autoencoders import evaluation, launch, ledger, metrics, sweeps, training
+from autoencoders import evaluation, launch, ledger, metrics, results, sweeps, training
 from autoencoders import workdir as workdirs
 
 BUDGETS = ("tiny", "cpu", "paper")
@@ -50,8 +50,9 @@ class Part:
 @dataclasses.dataclass(frozen=True)
 class Row:
     """One number beside the paper's. `metric`: `eval/<part>/<name>` (eval.json), `measure/<name>`
-    (the reproduction's measures) or `<split>/<name>` (metrics.jsonl at the final epoch); `run`:
-    overrides that pick the part's run (empty: its first)."""
+    (the reproduction's measures) or `<split>/<name>` (metrics.jsonl at the final epoch, or with
+    `examples`, at the first evaluated epoch with at least that many training examples seen);
+    `run`: overrides that pick the part's run (empty: its first)."""
 
     label: str
     part: str
@@ -59,6 +60,7 @@ class Row:
     unit: str
     paper: float | None = None
     run: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    examples: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,11 +141,19 @@ class Context:
             source = os.path.basename(path)
             return {"value": node["value"], "stderr": node.get("stderr"), "source": source}
         rows = self.metric_rows(run, kind)
-        if not rows or rest not in rows[max(rows)]:
+        if row.examples is None:
+            if not rows or rest not in rows[max(rows)]:
+                return None
+            epoch = max(rows)
+            source = f"metrics.jsonl, epoch {epoch}"
+            return {"value": rows[epoch][rest], "stderr": None, "source": source}
+        result = results.load_result(run.id, run.workdir, run.overrides)
+        seen, values = results.curve(result, kind, rest) if result else ([], [])
+        first = next((i for i, x in enumerate(seen) if x >= row.examples), None)
+        if first is None:
             return None
-        epoch = max(rows)
-        source = f"metrics.jsonl, epoch {epoch}"
-        return {"value": rows[epoch][rest], "stderr": None, "source": source}
+        source = f"metrics.jsonl, {seen[first]:,.0f} examples seen"
+        return {"value": values[first], "stderr": None, "source": source}
 
 
 def plans(rep: Reproduction, budget: str, root: str) -> Context:

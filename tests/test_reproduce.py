@@ -125,6 +125,20 @@ def test_rerun_skips_finished_work_and_keeps_other_rows(tiny_runs, capsys):
     assert all(f"[{name}]" in ledger for name in END_TO_END)  # the other row kept
 
 
+def test_a_row_reads_metrics_at_the_first_evaluation_past_its_examples(tiny_runs):
+    root, _, _ = tiny_runs
+    ctx = reproduce.plans(reproduce.load("hinton2006", "tiny"), "tiny", str(root / "runs"))
+    run = ctx.run("deep_ae")
+    rows = ctx.metric_rows(run, "test")
+    seen = rows[1]["step"] * launch.resolve_config(run.argv).train.batch_size
+    final = ctx.value(reproduce.Row("final", "deep_ae", "test/sq_err", "u"))
+    at = ctx.value(reproduce.Row("at", "deep_ae", "test/sq_err", "u", examples=seen))
+    assert final["value"] == at["value"] == rows[max(rows)]["sq_err"]
+    assert at["source"] == f"metrics.jsonl, {seen:,} examples seen"
+    past = reproduce.Row("past", "deep_ae", "test/sq_err", "u", examples=seen + 1)
+    assert ctx.value(past) is None
+
+
 def test_a_damaged_record_is_an_error_naming_it(tiny_runs):
     """eval.json is written atomically, so a damaged one is reported, not taken for missing
     (which would re-evaluate silently or print "not yet measured")."""
