@@ -7,6 +7,7 @@ whose table the README repeats between its `ledger` markers). Numbers of ours co
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -33,12 +34,24 @@ def command(name: str, budget: str) -> str:
     return f"python -m experiments.reproduce {name} --budget={budget}"
 
 
+def decimals(value: float, stderr: float | None) -> int:
+    """Decimal places for a number: 2, or more where that hides its standard error's first
+    significant figure (or, without one, the value's third); at most 6."""
+    scale = stderr if stderr is not None else abs(value) / 100
+    if not scale or not math.isfinite(scale):
+        return 2
+    return min(6, max(2, -math.floor(math.log10(scale))))
+
+
 def number(value: dict[str, Any] | None) -> str:
     if value is None:
         return "not yet measured"
-    integer = value.get("stderr") is None and float(value["value"]).is_integer()
-    text = f"{value['value']:.0f}" if integer else f"{value['value']:.2f}"
-    return text + (f" ± {value['stderr']:.2f}" if value.get("stderr") is not None else "")
+    stderr = value.get("stderr")
+    if stderr is None and float(value["value"]).is_integer():
+        return f"{value['value']:.0f}"
+    places = decimals(float(value["value"]), stderr)
+    text = f"{value['value']:.{places}f}"
+    return text + (f" ± {stderr:.{places}f}" if stderr is not None else "")
 
 
 def machine() -> str:

@@ -12,6 +12,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from autoencoders import launch, ledger, reproduce, training
@@ -137,6 +138,39 @@ def test_a_row_reads_metrics_at_the_first_evaluation_past_its_examples(tiny_runs
     assert at["source"] == f"metrics.jsonl, {seen:,} examples seen"
     past = reproduce.Row("past", "deep_ae", "test/sq_err", "u", examples=seen + 1)
     assert ctx.value(past) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ({"value": 6.4712, "stderr": 0.05}, "6.47 ± 0.05"),
+        ({"value": 0.00312, "stderr": 0.00041}, "0.0031 ± 0.0004"),  # MMD²: not "0.00 ± 0.00"
+        ({"value": 0.0123}, "0.0123"),
+        ({"value": 48.54}, "48.54"),
+        ({"value": 104.0}, "104"),
+        (None, "not yet measured"),
+    ],
+)
+def test_page_numbers_show_their_standard_errors_first_figure(value, text):
+    assert ledger.number(value) == text
+
+
+def test_aae_mmd_is_unbiased_for_pairs_drawn_given_the_same_labels_and_sees_a_shift():
+    """The conditioned prior's check draws both samples given the test codes' labels: the
+    estimator must stay centred on 0 there (the plain two-sample form drifted below it)."""
+    from configs.reproductions.aae_priors import mmd2  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    same, shifted = [], []
+    for _ in range(20):
+        labels = rng.integers(0, 10, 300)
+        centres = 3 * np.stack([np.cos(0.63 * labels), np.sin(0.63 * labels)], axis=1)
+        a, b = (centres + 0.3 * rng.normal(size=(300, 2)) for _ in range(2))
+        same.append(mmd2(a, b, 1.0))
+        shifted.append(mmd2(a, b + 0.5, 1.0))
+    stderr = np.std(same, ddof=1) / np.sqrt(len(same))
+    assert abs(np.mean(same)) < 3 * stderr
+    assert np.mean(shifted) > 20 * stderr
 
 
 def test_a_damaged_record_is_an_error_naming_it(tiny_runs):

@@ -35,18 +35,17 @@ MMD_UNIT = (
 
 
 def mmd2(a: np.ndarray, b: np.ndarray, bandwidth: float) -> float:
-    """Unbiased squared MMD between samples a and b with k(x, y) = exp(−|x − y|² / 2h²)."""
+    """Gretton et al. (2012)'s unbiased squared MMD of equal-sized samples (MMD²_u), kernel
+    k(x, y) = exp(−|x − y|² / 2h²). Its cross term skips the pairs (a_i, b_i), so samples drawn
+    pairwise given the same label (the conditioned prior) add no bias."""
+    if len(a) != len(b):
+        raise ValueError(f"mmd2 needs samples of one size; got {len(a)} and {len(b)}.")
 
-    def kernel(x, y):
-        return np.exp(-((x[:, None] - y[None]) ** 2).sum(-1) / (2 * bandwidth**2))
+    def mean_off_diagonal(x, y):
+        k = np.exp(-((x[:, None] - y[None]) ** 2).sum(-1) / (2 * bandwidth**2))
+        return (k.sum() - np.trace(k)) / (len(x) * (len(x) - 1))
 
-    kaa, kbb, kab = kernel(a, a), kernel(b, b), kernel(a, b)
-    n, m = len(a), len(b)
-    return float(
-        (kaa.sum() - np.trace(kaa)) / (n * (n - 1))
-        + (kbb.sum() - np.trace(kbb)) / (m * (m - 1))
-        - 2 * kab.mean()
-    )
+    return float(mean_off_diagonal(a, a) + mean_off_diagonal(b, b) - 2 * mean_off_diagonal(a, b))
 
 
 def _mean_stderr(values, unit: str) -> dict:
