@@ -153,9 +153,10 @@ def get_reproduction(budget: str) -> reproduce.Reproduction:
 What the paper shows, to read beside the figure: in its Figure 2 the AAE's test codes fill
 N(0, I) and the mixture of 10 Gaussians without holes (a VAE's codes, beside them, leave gaps
 and stray points), with the digit classes in contiguous regions but not one class per mixture
-component, since no labels are used; in its Figure 4 the label-conditioned codes put each class
-on its own component, each arm ordered by style, and the swiss roll is traced from end to end
-with the classes in bands along it. The paper prints no numbers for these figures.
+component, since no labels are used. In its Figure 4, with labels, each class takes its own
+mixture component (each arm ordered by style) or its own segment of a swiss roll; the swiss roll
+here is trained without labels, so its codes should trace the whole roll with no class order.
+The paper prints no numbers for these figures.
 
 MMD²: {MMD_UNIT}. A code
 distribution that matches the prior has an MMD² near the floor (two samples of the prior itself).
