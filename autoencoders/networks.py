@@ -2,8 +2,8 @@
 
 An encoder maps images (B, H, W, C) to `out_dim` features (the latent code, or the parameters of
 q(z|x)); a decoder maps latents (B, d) to per-pixel likelihood parameters (B, H, W, C, P), P set by
-the likelihood. Both accept an optional conditioning vector (e.g. a one-hot label) that is
-concatenated to the flattened input, so conditional families reuse the same networks.
+the likelihood. Both accept an optional conditioning vector (e.g. a one-hot label) that enters as
+if concatenated to the flattened input, so conditional families reuse the same networks.
 """
 
 from __future__ import annotations
@@ -43,22 +43,41 @@ def _conv(features: int, strides: int = 1, *, name: str) -> nn.Conv:
     )
 
 
-def _with_condition(h: jax.Array, cond: jax.Array | None) -> jax.Array:
-    return h if cond is None else jnp.concatenate([h, cond.astype(h.dtype)], axis=-1)
+class ConditionedDense(nn.Module):
+    """nn.Dense of concatenate([h, cond]), computed as h @ K[:d] + cond @ K[d:] + b: the same
+    parameters and values, but where one h meets many conds (M2 sums each image's bound over all
+    labels, vmapped) h @ K[:d] is computed once rather than once per label."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array, cond: jax.Array) -> jax.Array:
+        d = h.shape[-1]
+        shape = (d + cond.shape[-1], self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)  # nn.Dense's init
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return h @ kernel[:d] + cond.astype(h.dtype) @ kernel[d:] + bias
 
 
 class MLP(nn.Module):
-    """Dense layers with `activation` after each (after the last too if `activate_final`)."""
+    """Dense layers with `activation` after each (after the last too if `activate_final`); an
+    optional `cond` enters the first layer as if concatenated to h (`ConditionedDense`), and is
+    concatenated to the output of an MLP with no layers."""
 
     features: Sequence[int]
     activation: str = "relu"
     activate_final: bool = True
 
     @nn.compact
-    def __call__(self, h: jax.Array) -> jax.Array:
+    def __call__(self, h: jax.Array, cond: jax.Array | None = None) -> jax.Array:
         act = ACTIVATIONS[self.activation]
+        if cond is not None and not self.features:
+            return jnp.concatenate([h, cond.astype(h.dtype)], axis=-1)
         for i, width in enumerate(self.features):
-            h = nn.Dense(width, name=f"dense_{i}")(h)
+            if i == 0 and cond is not None:
+                h = ConditionedDense(width, name="dense_0")(h, cond)
+            else:
+                h = nn.Dense(width, name=f"dense_{i}")(h)
             if self.activate_final or i < len(self.features) - 1:
                 h = act(h)
         return h
@@ -80,8 +99,7 @@ class Encoder(nn.Module):
         if self.kind == "conv":
             for i, feats in enumerate(self.conv_features):
                 h = act(_conv(feats, 2, name=f"conv_{i}")(h))
-        h = _with_condition(h.reshape(h.shape[0], -1), cond)
-        h = MLP(tuple(self.hidden), self.activation, name="mlp")(h)
+        h = MLP(tuple(self.hidden), self.activation, name="mlp")(h.reshape(h.shape[0], -1), cond)
         return nn.Dense(self.out_dim, name="out")(h)
 
 
@@ -109,8 +127,7 @@ class Decoder(nn.Module):
     def __call__(self, z: jax.Array, cond: jax.Array | None = None) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         height, width, channels = self.image_shape
-        h = _with_condition(z, cond)
-        h = MLP(tuple(self.hidden), self.activation, name="mlp")(h)
+        h = MLP(tuple(self.hidden), self.activation, name="mlp")(z, cond)
         if self.kind == "mlp":
             h = nn.Dense(height * width * channels * self.num_params, name="out")(h)
         else:

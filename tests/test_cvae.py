@@ -4,8 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
-from autoencoders import data, metrics, models, training
+from autoencoders import data, metrics, models, networks, training
 from autoencoders import workdir as workdirs
 from autoencoders.data import DataSpec
 from tests.helpers import assert_resume_matches, requires_shared_data, tiny_config
@@ -77,3 +78,26 @@ def test_cvae_config_on_unlabelled_tfds_data_is_refused_early():
     config.data.name = "binarized_mnist"  # Larochelle's binarized MNIST has no labels
     with pytest.raises(ValueError, match="needs class labels"):
         training.check_config(config)
+
+
+def test_conditioned_layer_is_a_dense_layer_on_the_concatenation_computed_once_per_image():
+    """networks.ConditionedDense has nn.Dense's parameters (same init from the same key) and
+    output on concatenate([h, cond]); vmapped over labels with h shared, h's product is not
+    repeated per label (the compiled program does fewer flops than the concatenation)."""
+    h = jax.random.uniform(jax.random.key(0), (8, 64))
+    cond = jax.nn.one_hot(jnp.arange(8) % 10, 10)
+    dense, split = nn.Dense(32), networks.ConditionedDense(32)
+    params = dense.init(jax.random.key(1), jnp.concatenate([h, cond], -1))
+    jax.tree.map(np.testing.assert_array_equal, params, split.init(jax.random.key(1), h, cond))
+    np.testing.assert_allclose(
+        split.apply(params, h, cond), dense.apply(params, jnp.concatenate([h, cond], -1)), atol=1e-5
+    )
+
+    def per_label(apply):
+        labels = jax.nn.one_hot(jnp.arange(10), 10)[:, None].repeat(len(h), 1)  # (10, B, 10)
+        return jax.jit(jax.vmap(apply)).lower(labels).compile().cost_analysis()
+
+    concatenated = per_label(lambda c: dense.apply(params, jnp.concatenate([h, c], -1)))
+    shared = per_label(lambda c: split.apply(params, h, c))
+    flops = [c["flops"] if isinstance(c, dict) else c[0]["flops"] for c in (concatenated, shared)]
+    assert flops[1] < 0.3 * flops[0]
