@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from autoencoders import evaluation, launch, ledger, metrics, results, sweeps, training
 from autoencoders import workdir as workdirs
 
@@ -287,7 +289,9 @@ def curves_figure(
     panels: Sequence[tuple[str, Curves]], x_label: str, y_label: str, path: str, log_x: bool = True
 ) -> str:
     """Panels side by side, each {line label: {split: (x, y)}}: one colour per label, the first
-    split solid, the second dashed (Kingma & Welling's Figure 2 layout)."""
+    split solid, the second dashed (Kingma & Welling's Figure 2 layout). The y-axis leaves out
+    points more than half the central 96 % range beyond it (e.g. Frey Face's first bounds, −10⁴),
+    so a panel shows where the curves go rather than where they started."""
     import matplotlib  # noqa: PLC0415 - only where a figure is drawn
     from matplotlib.figure import Figure  # noqa: PLC0415
 
@@ -305,6 +309,12 @@ def curves_figure(
             ax.plot([], [], ("-", "--", ":")[k % 3], color="black", label=split)
         if log_x:
             ax.set_xscale("log")
+        ys = np.concatenate([np.asarray(c[1], float) for cs in lines.values() for c in cs.values()])
+        if ys.size > 20:  # the first evaluations (Frey Face's −10⁴) would flatten the rest
+            low, high = np.nanpercentile(ys, [2, 98])
+            reach = 0.5 * (high - low)
+            low, high = max(np.nanmin(ys), low - reach), min(np.nanmax(ys), high + reach)
+            ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
         ax.set(xlabel=x_label, ylabel=y_label, title=title)
         ax.legend(fontsize=7, ncol=2)
         ax.grid(True, alpha=0.3)
