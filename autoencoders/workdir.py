@@ -99,11 +99,16 @@ def added_since(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
     return {k: defaults[k] for k in new.keys() - old.keys() if k in defaults}
 
 
+def with_added_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A flattened config.json `old` with the fields of `new` added since, at their defaults."""
+    return {**added_since(old, new), **old}
+
+
 def same_run_config(saved: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
     """Whether a run's config.json (`saved`) holds `config` (both as config.json writes them),
     counting fields added since it was written at the value it was trained with."""
     old, new = flatten(saved), flatten(config)
-    return {**added_since(old, new), **old} == new
+    return with_added_fields(old, new) == new
 
 
 def hparams(config) -> dict[str, bool | int | float | str]:
@@ -124,7 +129,7 @@ def config_changes(config, workdir: str, allow_config_change: bool) -> list[str]
     if not os.path.exists(path):
         return None
     old, new = flatten(read_config_json(path)), flatten(config_json(config))
-    old = {**added_since(old, new), **old}
+    old = with_added_fields(old, new)
     diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     refused = changes_needing_permission(old, new)
     if refused and not allow_config_change:

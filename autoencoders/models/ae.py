@@ -19,6 +19,11 @@ from autoencoders.models import base
 CODE_ACTIVATIONS = ("linear", "sigmoid")  # the first is what runs before the field had
 
 
+def code_activation(config) -> str:
+    """config.model.code_activation; runs written before the field had the first of the list."""
+    return config.model.get("code_activation", CODE_ACTIVATIONS[0])
+
+
 class Autoencoder(base.Model):
     encoder_outputs_code = True  # z = f(x): a tied decoder can mirror f (`config.network.tied`)
     added_fields = {"model.code_activation": CODE_ACTIVATIONS[0]}  # noqa: RUF012 - read only
@@ -26,7 +31,7 @@ class Autoencoder(base.Model):
     @classmethod
     def check_config(cls, config) -> None:
         super().check_config(config)
-        activation = config.model.get("code_activation", CODE_ACTIVATIONS[0])
+        activation = code_activation(config)
         if activation not in CODE_ACTIVATIONS:
             raise ValueError(
                 f"config.model.code_activation={activation!r}: must be one of "
@@ -35,7 +40,7 @@ class Autoencoder(base.Model):
 
     def encode(self, params, x, cond=None):
         code = super().encode(params, x, cond)
-        if self.config.model.get("code_activation", CODE_ACTIVATIONS[0]) == "sigmoid":
+        if code_activation(self.config) == "sigmoid":
             return jax.nn.sigmoid(code)
         return code
 
