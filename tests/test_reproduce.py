@@ -100,6 +100,7 @@ def test_tiny_reproduction_writes_its_page_figure_and_ledger_row(tiny_runs, name
         assert "squared error per test image, summed over" in page
     else:
         assert "| M2 test error (evaluate) | 11.97 |" in page
+        assert "| M2 with the paper's α = 0.1·N, test error (evaluate) |" in page
         assert "% of the test images misclassified" in page
 
 

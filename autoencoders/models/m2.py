@@ -11,7 +11,8 @@ image:
   a bound on −log p(x) (`neg_elbo`, with `kl` = KL_z + `kl_y`);
 - classification: the paper adds α·E_labelled[−log q(y|x)] to the bound summed over the N
   training examples, α = 0.1·N. Per example that is `config.model.alpha_over_n` (0.1) times the
-  mean labelled cross-entropy.
+  mean labelled cross-entropy; configs/m2.py uses 50, since 0.1 leaves q(y|x) near uniform on
+  MNIST's pixels with 100 labels (see there).
 
 Training (`loss`) with `config.model.num_labels` = N_l > 0 labels: each step sees an unlabelled
 minibatch `x` (its labels are ignored) and `labelled_batch_size` labelled examples from the fixed

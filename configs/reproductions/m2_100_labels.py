@@ -3,10 +3,11 @@ models": M2 with 100 labelled MNIST images (10 a class), test classification err
 
   TFDS_DATA_DIR=../shared/tensorflow_datasets python -m experiments.reproduce m2_100_labels
 
-configs/m2.py's setup (50 latents, MLPs 500-500 softplus, α = 0.1·N, Adam 3e-4, 100 unlabelled and
-100 labelled images a step, dynamically binarized MNIST). Expect the test error (% of the 10,000
-test digits misclassified by argmax q(y|x)) to fall with training, toward the paper's 11.97 %;
-the page shows the error curve over epochs and the number reached at this budget.
+configs/m2.py's setup (50 latents, MLPs 500-500 softplus, Adam 3e-4, 100 unlabelled and 100
+labelled images a step, dynamically binarized MNIST) with the classifier's weight α = 50·N; beside
+it, a shorter run with the paper's α = 0.1·N. Expect the test error (% of the 10,000 test digits
+misclassified by argmax q(y|x)) to fall with training under α = 50·N, toward the paper's 11.97 %,
+and to stay near 50 % under 0.1·N; the page shows both error curves and the numbers reached.
 """
 
 from autoencoders import evaluation, reproduce, results, sweeps
@@ -17,26 +18,30 @@ PAPER = (
 )
 UNIT = "% of the test images misclassified by argmax q(y|x)"
 EPOCHS = {"tiny": 1, "cpu": 80, "paper": 3000}
+PAPER_ALPHA_EPOCHS = {"tiny": 1, "cpu": 20, "paper": 100}  # enough to see it fail
 BUDGET = {
-    "tiny": "1 epoch on the embedded 8x8 digits with 100 labels.",
-    "cpu": "80 epochs.",
-    "paper": "3,000 epochs, the paper's longest training.",
+    "tiny": "1 epoch on the embedded 8x8 digits with 100 labels (each α).",
+    "cpu": "80 epochs (α = 50·N); 20 epochs with the paper's α = 0.1·N.",
+    "paper": "3,000 epochs, the paper's longest training (α = 50·N); 100 with α = 0.1·N.",
 }
+PARTS = {"m2": "M2, α = 50·N", "m2_paper_alpha": "M2, the paper's α = 0.1·N"}
 
 
 def figure(ctx: reproduce.Context, path: str) -> str:
-    run = ctx.run("m2")
-    result = results.load_result(run.id, run.workdir, run.overrides)
     lines = {}
-    if result is not None:
+    for part, label in PARTS.items():
+        run = ctx.run(part)
+        result = results.load_result(run.id, run.workdir, run.overrides)
+        if result is None:
+            continue
         for split in ("test", "train"):
             rows = [r for r in result.rows if r["split"] == split and "class_error" in r]
-            lines.setdefault("M2, 100 labels", {})[split] = (
+            lines.setdefault(label, {})[split] = (
                 [r["epoch"] for r in rows],
                 [r["class_error"] for r in rows],
             )
     return reproduce.curves_figure(
-        [(f"M2 test error over training ({ctx.budget} budget)", lines)],
+        [(f"M2 with 100 labels: error over training ({ctx.budget} budget)", lines)],
         "epoch",
         UNIT,
         path,
@@ -54,6 +59,11 @@ def get_reproduction(budget: str) -> reproduce.Reproduction:
     }
     if budget == "tiny":
         fixed.update({"arg:data": "digits", "network.hidden": (16,), "arg:latent": 4})
+    paper_alpha = {
+        **fixed,
+        "model.alpha_over_n": 0.1,
+        "train.num_epochs": PAPER_ALPHA_EPOCHS[budget],
+    }
     # The error with its standard error over test images comes from evaluate's per-image terms;
     # its importance-sampled bound (k = 10 on 100 images) is a by-product, not reported.
     options = evaluation.Options(
@@ -66,6 +76,12 @@ def get_reproduction(budget: str) -> reproduce.Reproduction:
         budget=BUDGET[budget],
         parts=(
             reproduce.Part("m2", "configs/m2.py", sweeps.declare(sweeps.point({}), fixed), options),
+            reproduce.Part(
+                "m2_paper_alpha",
+                "configs/m2.py",
+                sweeps.declare(sweeps.point({}), paper_alpha),
+                options,
+            ),
         ),
         rows=(
             reproduce.Row(
@@ -74,14 +90,41 @@ def get_reproduction(budget: str) -> reproduce.Reproduction:
             reproduce.Row(
                 "M2 test error (training's last evaluation)", "m2", "test/class_error", UNIT, 11.97
             ),
+            reproduce.Row(
+                "M2 with the paper's α = 0.1·N, test error (evaluate)",
+                "m2_paper_alpha",
+                "eval/density/class_error",
+                UNIT,
+            ),
+            reproduce.Row(
+                "M2 with the paper's α = 0.1·N, test KL(q(y|x) || uniform)",
+                "m2_paper_alpha",
+                "test/kl_y",
+                "nats per image",
+            ),
+            reproduce.Row(
+                "M2 with α = 50·N, test KL(q(y|x) || uniform)",
+                "m2",
+                "test/kl_y",
+                "nats per image",
+            ),
         ),
         ledger=("M2 test error (evaluate)",),
         notes="""
+**The classifier's weight departs from the paper.** The paper adds α·E_labelled[−log q(y|x)] to the
+bound summed over the N training images, with α = 0.1·N: per image (the objective here is a
+per-image mean) that is `config.model.alpha_over_n` = 0.1, as in the authors' released code (which
+runs M2 on M1's features, not on pixels). On pixels with 100 labels, that weight loses to the
+unlabelled bound's entropy term: q(y|x) drifts toward uniform (its KL to uniform, in the rows
+above, is near 0, where log 10 = 2.30 nats is a certain label) and the error does not fall. The
+main run uses α = 50·N (`configs/m2.py`'s default, about 0.1·N_unlabelled/N_labelled), the best of
+{0.1, 5, 50}·N in 10-epoch trials.
+
 The labelled subset is balanced (10 images a class), chosen by `config.data.split_seed`; the rest
 of the training images are used without labels. MNIST is **dynamically binarized**. The error is
 measured on all 10,000 test images; its standard error over images is the binomial one. The
-figure is the test (solid) and training-minibatch (dashed) error after each evaluated epoch,
-from metrics.jsonl. The paper reports the mean of several runs; this is one seed.
+figure is the test (solid) and training-minibatch (dashed) error after each evaluated epoch of
+both runs, from metrics.jsonl. The paper reports the mean of several runs; this is one seed.
 """,
         figure=figure,
     )
