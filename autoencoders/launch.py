@@ -282,22 +282,31 @@ def select(plan: Plan, ids: Sequence[int] | None) -> tuple[Run, ...]:
 
 def launch(plan: Plan, backend: Backend, ids: Sequence[int] | None = None) -> Summary:
     """Writes the manifest, skips finished runs and runs the others on `backend`."""
-    write_manifest(plan)
-    runs = select(plan, ids)
-    todo, skipped, unresolved = [], [], []
-    for run in runs:
-        try:
-            state = status(run)
-        except ValueError as e:  # a run whose overrides config_flags rejects
-            unresolved.append(_record_failure(run, e))
-            continue
-        (skipped if state == "finished" else todo).append(run)
+    return launch_plans([(plan, select(plan, ids))], backend)
+
+
+def launch_plans(selected: Sequence[tuple[Plan, Sequence[Run]]], backend: Backend) -> Summary:
+    """`launch` for several plans, each with the runs selected of it: every manifest written,
+    finished runs skipped, and the others given to `backend` in one call, so that its workers
+    are shared by all the plans (a plan's last run does not train alone while one idles)."""
+    todo, skipped, unresolved, runs = [], [], [], []
+    for plan, chosen in selected:
+        write_manifest(plan)
+        runs += chosen
+        for run in chosen:
+            try:
+                state = status(run)
+            except ValueError as e:  # a run whose overrides config_flags rejects
+                unresolved.append(_record_failure(run, e))
+                continue
+            (skipped if state == "finished" else todo).append(run)
     for run in skipped:
         print(f"[{run.id}] finished earlier: {run.name}", flush=True)
     outcomes = backend.run(todo) if todo else []
-    order = {r.id: i for i, r in enumerate(runs)}
+    order = {r.workdir: i for i, r in enumerate(runs)}
     return Summary(
-        tuple(skipped), tuple(sorted([*unresolved, *outcomes], key=lambda o: order[o.run.id]))
+        tuple(skipped),
+        tuple(sorted([*unresolved, *outcomes], key=lambda o: order[o.run.workdir])),
     )
 
 

@@ -5,7 +5,8 @@ A reproduction is declared in one file, `configs/reproductions/<name>.py`, whose
 declared sweep of it, with the evaluation its rows need), the `Row`s to report (the paper's
 number, which run and which of its numbers is ours, the unit), optional per-run `measure`s and a
 `figure`. `reproduce` expands the parts into sweeps under `<root>/<name>/<budget>/<part>/`,
-trains them through `launch.launch` (finished runs are skipped, the others resume), evaluates
+trains them through `launch.launch_plans` (all parts' runs in one launch, sharing its workers;
+finished runs are skipped, the others resume), evaluates
 each run with `evaluation.evaluate_run` and measures it (both skipped when their files already
 hold the final epoch with the same options), draws the figure and writes
 `<docs_dir>/reproductions/<name>.md` and its row of `<docs_dir>/reproductions.md`. Every number of
@@ -126,7 +127,9 @@ class Context:
             return False
 
     def metric_rows(self, run: sweeps.Run, split: str) -> dict[int, dict[str, Any]]:
-        return metrics.latest_by_epoch(os.path.join(run.workdir, workdirs.METRICS_FILE), split)
+        """{epoch: that epoch's latest row of `split`}; empty for a run not started."""
+        path = os.path.join(run.workdir, workdirs.METRICS_FILE)
+        return metrics.latest_by_epoch(path, split) if os.path.exists(path) else {}
 
     def value(self, row: Row) -> dict[str, Any] | None:
         """{'value', 'stderr' (or None), 'source'} of a row, or None where nothing is written."""
@@ -395,10 +398,12 @@ def reproduce(
 ) -> tuple[str, list[str]]:
     """Trains, evaluates, draws and writes the page and ledger row; (page, runs that failed)."""
     ctx = plans(rep, budget, root)
-    failed = []
-    for part in rep.parts:
-        summary = launch.launch(ctx.plans[part.name], backend)
-        failed += [f"{part.name}/{o.run.name} ({o.log_path})" for o in summary.failed]
+    selected = [  # runs named part/run in the launcher's lines
+        (plan, [dataclasses.replace(r, name=f"{part}/{r.name}") for r in plan.runs])
+        for part, plan in ctx.plans.items()
+    ]
+    summary = launch.launch_plans(selected, backend)
+    failed = [f"{o.run.name} ({o.log_path})" for o in summary.failed]
     missing = evaluate(ctx, say)
     os.makedirs(os.path.join(docs_dir, "reproductions"), exist_ok=True)
     figure = None

@@ -113,6 +113,28 @@ def test_the_readme_beside_docs_repeats_the_ledger_table(tiny_runs):
         assert line.replace("](reproductions/", "](docs/reproductions/") in readme
 
 
+class _CallRecorder:
+    """A backend that trains nothing and records the runs of each call."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def run(self, runs):
+        self.calls.append([r.name for r in runs])
+        return [launch.Outcome(r, 0, 0.0, "") for r in runs]
+
+
+def test_all_parts_runs_go_to_the_backend_in_one_call(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    rep = reproduce.load("m2_100_labels", "tiny")
+    backend = _CallRecorder()
+    root, docs = str(tmp_path / "runs"), str(tmp_path / "docs")
+    page, failed = reproduce.reproduce(rep, "tiny", root, docs, backend, say=lambda line: None)
+    assert backend.calls == [["m2/base", "m2_paper_alpha/base"]]
+    # Nothing trained: the page still comes, saying so, rather than a missing-file error.
+    assert failed == [] and "not yet measured" in pathlib.Path(page).read_text()
+
+
 def test_rerun_skips_finished_work_and_keeps_other_rows(tiny_runs, capsys):
     root, docs, _ = tiny_runs
     before = _stamps(root)
