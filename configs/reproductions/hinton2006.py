@@ -17,10 +17,10 @@ PAPER = (
     "(Science 313)"
 )
 UNIT = "squared error per test image, summed over 784 pixels in [0, 1] (grey levels, not binarized)"
-EPOCHS = {"tiny": 1, "cpu": 250, "paper": 1000}
+EPOCHS = {"tiny": 1, "cpu": 150, "paper": 1000}
 BUDGET = {
     "tiny": "1 epoch on the embedded 8x8 digits, hidden (32,), code 30 (tests the code).",
-    "cpu": "250 epochs of Adam, learning rate 3e-3 cosine-decayed to 0.",
+    "cpu": "150 epochs of Adam, learning rate 3e-3 cosine-decayed to 0.",
     "paper": (
         "1,000 epochs of Adam, learning rate 3e-3 cosine-decayed to 0 (in place of the paper's "
         "RBM pretraining and 200 epochs of fine-tuning)."
