@@ -11,9 +11,10 @@ Adam 3e-4 [paper code], 100 unlabelled + 100 labelled images a step):
 Expect test/class_error (% of the 10,000 test digits misclassified by argmax q(y|x)) to fall toward
 the paper's 11.97 % (100 labels), 4.94 (600), 3.60 (1000), 3.92 (3000) (Kingma, Rezende, Mohamed &
 Welling 2014, "Semi-supervised learning with deep generative models"); the paper trains for up to
-3,000 epochs, the default here is 100. Measured after 1 epoch with 100 labels: test/class_error
-57.3 %, test/neg_elbo 141.5 (the bound on −log p(x) with y summed out, nats per image); training has
-barely started by then.
+3,000 epochs, the default here is 100. Measured with 100 labels (the m2_100_labels reproduction,
+this config run for 120 epochs): test/class_error 28.0 % after 2 epochs, 13.9 % after 50, 9.1 %
+after 100, 8.35 % after 120; test/neg_elbo (the bound on −log p(x) with y summed out, nats per
+image) 128.6, 94.0, 91.0, 90.6.
 
 Arguments (`--config=configs/m2.py:labels=1000`):
   labels      labelled training examples, a multiple of 10 (default 100); 0 or -1: every label
