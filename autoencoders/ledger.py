@@ -59,6 +59,11 @@ def machine() -> str:
     return f"{lines[0]}. {lines[2]}"
 
 
+def cell(text: str) -> str:
+    """`text` for a Markdown table cell: its pipes (q(y|x)) escaped, so they do not split it."""
+    return text.replace("|", "\\|")
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds:.0f} s"
 
@@ -81,7 +86,8 @@ def write_page(
         paper = "—" if row.paper is None else f"{row.paper:.2f}"
         run = ctx.run(row.part, row.run)
         source = f"`{row.part}/{run.name}`: {value['source'] if value else '—'} (`{row.metric}`)"
-        table.append(f"| {row.label} | {paper} | {number(value)} | {row.unit} | {source} |")
+        cells = (row.label, paper, number(value), row.unit, source)
+        table.append("| " + " | ".join(cell(c) for c in cells) + " |")
     runs = [
         f"- `{part}/{run.name}` ({'finished' if ctx.finished(run) else 'not finished'}): "
         f"`{shlex.join(run.argv[1:])}`"
@@ -132,7 +138,8 @@ def write_ledger(ctx: Context, docs_dir: str) -> str:
     unit = "; ".join(dict.fromkeys(r.unit for r in chosen))
     link = f"[{rep.name}](reproductions/{rep.name}.md)"
     cmd = command(rep.name, ctx.budget)
-    row = f"| {link} | {rep.paper}: {paper} | {ours} ({unit}) | {ctx.budget} | `{cmd}` |"
+    cells = (link, f"{rep.paper}: {paper}", f"{ours} ({unit})", ctx.budget, f"`{cmd}`")
+    row = "| " + " | ".join(cell(c) for c in cells) + " |"
     path = os.path.join(docs_dir, LEDGER)
     rows = {}
     if os.path.exists(path):

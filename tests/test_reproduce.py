@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -101,7 +102,12 @@ def test_tiny_reproduction_writes_its_page_figure_and_ledger_row(tiny_runs, name
     else:
         assert "| M2 test error (evaluate) | 11.97 |" in page
         assert "| M2 with the paper's α = 0.1·N, test error (evaluate) |" in page
+        assert "argmax q(y\\|x)" in page  # a pipe in a cell is escaped
         assert "% of the test images misclassified" in page
+    # Every table line, of the page and of the ledger, has its five cells and no more.
+    for line in [*page.splitlines(), *ledger.splitlines()]:
+        if line.startswith("| "):
+            assert len(re.findall(r"(?<!\\)\|", line)) == 6, line
 
 
 def test_the_readme_beside_docs_repeats_the_ledger_table(tiny_runs):
