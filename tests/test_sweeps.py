@@ -256,6 +256,9 @@ def test_ctrl_c_stops_children_by_pid_and_lets_them_clean_up(tmp_path):
             signal.setitimer(signal.ITIMER_REAL, 0.2)
 
     previous = signal.signal(signal.SIGALRM, ctrl_c_once_both_started)
+    # A launcher CLI handles SIGINT (`interrupts.install`), so its children start with SIGINT's
+    # default action even where the launcher was started with it ignored (`nohup ... &`): as here.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.setitimer(signal.ITIMER_REAL, 0.2)
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -263,6 +266,7 @@ def test_ctrl_c_stops_children_by_pid_and_lets_them_clean_up(tmp_path):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     for i in range(2):
         assert (tmp_path / f"r{i}.cleaned").exists()
 
