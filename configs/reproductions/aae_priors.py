@@ -156,7 +156,10 @@ and stray points), with the digit classes in contiguous regions but not one clas
 component, since no labels are used. In its Figure 4, with labels, each class takes its own
 mixture component (each arm ordered by style) or its own segment of a swiss roll; the swiss roll
 here is trained without labels, so its codes should trace the whole roll with no class order.
-The paper prints no numbers for these figures.
+The paper prints no numbers for these figures. Tried for the swiss roll at the cpu budget: two
+encoder updates against the discriminator a step, as the lecture's code
+(`--config.model.generator_steps=2` on the swiss-roll run's command): MMD² 0.312 ± 0.007 against
+0.134 with one, and reconstruction 176 nats per image against 153; one update is kept.
 
 MMD²: {MMD_UNIT}. A code
 distribution that matches the prior has an MMD² near the floor (two samples of the prior itself).
