@@ -1,7 +1,8 @@
 """Training: `train_and_evaluate(config, workdir)` is the whole run, top to bottom.
 
 It checks the config, loads the data onto the device, builds the model and its optimizer, restores
-the latest checkpoint in `workdir` if there is one, and runs the epochs: one compiled epoch of
+the latest checkpoint in `workdir` if there is one (else, with `config.train.pretrain_epochs`, first
+pretrains the layers one by one: `pretrain.py`), and runs the epochs: one compiled epoch of
 minibatch steps (`epoch.py`), an evaluation every `config.train.eval_every` epochs, metrics and a
 progress line each epoch, a checkpoint every `config.checkpoint.every_epochs`. Randomness comes
 from one root key (`config.seed`): epoch e uses fold_in(root, e), so a run resumed from the
@@ -39,6 +40,7 @@ from autoencoders import (
     networks,
     optim,
     parallel,
+    pretrain,
     progress,
 )
 from autoencoders import workdir as workdirs
@@ -46,7 +48,7 @@ from autoencoders import workdir as workdirs
 Array = jax.Array
 
 # Salts for fold_in: independent random streams from the one root key.
-_INIT, _TRAIN, _EVAL = 0, 1, 2
+_INIT, _TRAIN, _EVAL, _PRETRAIN = 0, 1, 2, 3
 
 # Units of the metrics the loop adds to a family's own terms (`Model.term_units`).
 LOOP_UNITS = {
@@ -87,6 +89,12 @@ def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
             raise ValueError(f"config.checkpoint.{field}={config.checkpoint[field]}: must be > 0.")
     family = models.family(config.model.family)
     family.check_config(config)
+    pretrain.check_config(config, family)
+    if members.vmapped(config) and config.train.get("pretrain_epochs", 0):
+        raise ValueError(
+            f"config.train.pretrain_epochs={config.train.pretrain_epochs}: not with vmapped "
+            f"members (config.vmap={dict(config.vmap)}); pretrain each as a run of its own."
+        )
     optim.check_config(config.optimizer)
     spec = data.describe(config.data)
     likelihoods.check_compatible(config.likelihood, spec.kind, spec.num_levels)
@@ -221,6 +229,8 @@ def train_and_evaluate(
                 headline=model.headline,
                 units={**model.term_units(), **LOOP_UNITS},
             )
+            if start_epoch == 0 and config.train.get("pretrain_epochs", 0) and not vmapped:
+                state = _pretrained(run, state, jax.random.fold_in(root, _PRETRAIN), out)
             if start_epoch >= num_epochs:
                 logging.info(
                     "Complete: %s holds all %d epochs; nothing to train (raise "
@@ -291,6 +301,23 @@ def train_and_evaluate(
                         _stop(f"at epoch {epoch_number}")
                     bar.update(1)
             return out.final
+
+
+def _pretrained(run: Setup, state: Any, key: Array, out: workdirs.RunDir) -> Any:
+    """`state` with greedy layer-wise pretrained parameters (`pretrain.py`), before epoch 1."""
+    if run.streamed:
+        raise ValueError(
+            f"config.train.pretrain_epochs={run.model.config.train.pretrain_epochs}: pretraining "
+            "needs the training images on the device; this dataset streams from host memory "
+            "(raise config.data.device_budget_mb)."
+        )
+
+    def log(**fields: Any) -> None:
+        if out.log is not None:
+            out.log.event("pretrain", **fields)
+
+    params = pretrain.pretrain(run.model, state.params, run.train.images, key, log)
+    return parallel.replicate(state.replace(params=params), run.mesh)
 
 
 class CompileClock:

@@ -122,6 +122,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.num_epochs = 10
     c.train.eval_every = 1  # epochs
     c.train.eval_batch_size = 1000
+    # > 0: before training, each encoder layer and its decoder mirror are pretrained for this
+    # many epochs as a one-layer autoencoder (greedy, layer-wise; autoencoders/pretrain.py).
+    c.train.pretrain_epochs = 0
     # With several local devices (GPUs, TPU cores), split each minibatch over all of them.
     c.train.data_parallel = True
     # auto | scan | steps: one compiled lax.scan per epoch, or a Python loop over a compiled step
