@@ -5,9 +5,9 @@ the deep autoencoder 784-1000-500-250-30 on MNIST against PCA and logistic PCA w
 
 Expect squared reconstruction error per test image (summed over the 784 pixels, grey levels / 255
 in [0, 1], no binarization, no dequantization) of PCA-30 at 13.87 as in the paper (PCA is
-deterministic: this checks the data and the unit), and the deep autoencoder well below PCA but
-above the paper's 3.00: we train with Adam from a random start, where the paper pretrains each
-layer as an RBM before fine-tuning.
+deterministic: this checks the data and the unit), and the deep autoencoder far below PCA. Where
+the paper pretrains each layer as an RBM, we pretrain each as a one-layer autoencoder
+(`config.train.pretrain_epochs`, autoencoders/pretrain.py) before fine-tuning with Adam.
 """
 
 from autoencoders import evaluation, reproduce, sweeps
@@ -18,10 +18,13 @@ PAPER = (
 )
 UNIT = "squared error per test image, summed over 784 pixels in [0, 1] (grey levels, not binarized)"
 EPOCHS = {"tiny": 1, "cpu": 100, "paper": 200}
+# Epochs per layer of greedy layer-wise pretraining (the paper's code trains each RBM for 50).
+PRETRAIN_EPOCHS = {"tiny": 1, "cpu": 10, "paper": 50}
 BUDGET = {
     "tiny": "1 epoch on the embedded 8x8 digits, hidden (32,), code 30 (tests the code).",
-    "cpu": "100 epochs of Adam.",
-    "paper": "200 epochs of Adam, the length of the paper's fine-tuning (its code's maxepoch).",
+    "cpu": "10 epochs of layer-wise pretraining per layer, then 100 epochs of Adam.",
+    "paper": "50 epochs of layer-wise pretraining per layer (as the paper's RBMs), then 200 "
+    "epochs of Adam, the length of the paper's fine-tuning (its code's maxepoch).",
 }
 
 
@@ -53,7 +56,9 @@ def get_reproduction(budget: str) -> reproduce.Reproduction:
     }
     if budget == "tiny":
         fixed.update({"arg:data": "digits", "network.hidden": (32,)})
-    runs = sweeps.declare(sweeps.point({}), fixed=fixed)
+    # Greedy layer-wise pretraining in place of the paper's RBMs (the deep autoencoder only).
+    pretrained = {**fixed, "train.pretrain_epochs": PRETRAIN_EPOCHS[budget]}
+    runs = sweeps.declare(sweeps.point({}), fixed=pretrained)
     # Logistic PCA as an autoencoder: a linear map to 30 codes, logistic outputs, cross-entropy.
     linear = sweeps.declare(sweeps.point({}), fixed={**fixed, "network.hidden": ()})
     reduction = evaluation.Options(parts=("reduction",))
@@ -82,7 +87,12 @@ def get_reproduction(budget: str) -> reproduce.Reproduction:
         notes="""
 Protocol: the paper's architecture (784-1000-500-250-30, logistic hidden units, 30 linear code
 units, logistic outputs, cross-entropy fine-tuning as in the paper's code), trained with Adam
-(lr 1e-3, batch 100) from a random initialisation **instead of RBM pretraining**. PCA-30 is fitted
+(lr 1e-3, batch 100). **Pretraining: greedy layer-wise autoencoders instead of RBMs** (Bengio et
+al. 2007; `config.train.pretrain_epochs`, autoencoders/pretrain.py): each encoder layer and its
+mirror in the decoder are trained as a one-hidden-layer autoencoder of the layer below's logistic
+activations (cross-entropy; the first against the pixels), input layer first, then the whole
+network is fine-tuned. Without pretraining the same Adam schedule reached 6.47 ± 0.05 at epoch 100
+(the cpu command with `--config.train.pretrain_epochs=0`). PCA-30 is fitted
 on the 60,000 training images and applied to the test images (`autoencoders/baselines.py`); both
 numbers are the mean over the 10,000 test images of (x − x̂)² summed over the 784 pixels, x the grey
 levels / 255 (no binarization, no dequantization), with the standard error over images.
