@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import optax
 from absl import logging
 
-from autoencoders import epoch, networks, optim
+from autoencoders import epoch, members, networks, optim
 from autoencoders.models import ae, base
 
 Params = Any
@@ -55,6 +55,8 @@ def check_config(config, family: type[base.Model]) -> None:
         problems.append(f"network.kind={config.network.kind!r}")
     if config.network.get("tied", False):
         problems.append("network.tied=True")
+    if members.vmapped(config):
+        problems.append(f"config.vmap={dict(config.vmap)} (pretrain each member as a run)")
     if problems:
         raise ValueError(
             f"config.train.pretrain_epochs={epochs}: greedy layer-wise pretraining needs a "
@@ -90,22 +92,20 @@ def _dense(layer: dict[str, jax.Array], h: jax.Array) -> jax.Array:
 
 
 def stage_loss(
-    model: base.Model, params: Params, stage: int
-) -> Callable[[Params, jax.Array], jax.Array]:
-    """Stage `stage`'s objective `(pair, x) -> batch-mean loss`: `pair` the (encoder, decoder)
-    layer dicts it trains, x a batch of preprocessed images; the layers below come from
-    `params` (frozen)."""
+    model: base.Model, stage: int
+) -> Callable[[tuple[dict, dict], list[dict], jax.Array], jax.Array]:
+    """Stage `stage`'s objective `(pair, below, x) -> batch-mean loss`: `pair` the (encoder,
+    decoder) layer dicts it trains, `below` the frozen encoder layers under it (input layer
+    first), x a batch of preprocessed images."""
     config = model.config
     num_hidden = len(config.network.hidden)
     act = networks.ACTIVATIONS[config.network.activation]
-    below = [_get(params, enc) for enc, _ in layer_paths(num_hidden)[:stage]]
     sigmoid_code = isinstance(model, ae.Autoencoder) and ae.code_activation(config) == "sigmoid"
 
-    def loss(pair: tuple[dict, dict], x: jax.Array) -> jax.Array:
+    def loss(pair: tuple[dict, dict], below: list[dict], x: jax.Array) -> jax.Array:
         a = x.reshape(x.shape[0], -1)
         for layer in below:
             a = act(_dense(layer, a))
-        a = jax.lax.stop_gradient(a)
         h = _dense(pair[0], a)
         if stage < num_hidden:
             h = act(h)
@@ -151,13 +151,14 @@ def pretrain(
     preprocess = epoch.preprocessor(model, config.data)
     paths = layer_paths(len(config.network.hidden))
     for stage, (enc_path, dec_path) in enumerate(paths):
-        loss = stage_loss(model, params, stage)
+        loss = stage_loss(model, stage)
         tx = optim.make(config.optimizer, steps_per_epoch=steps, num_epochs=epochs)
         pair = (_get(params, enc_path), _get(params, dec_path))
+        below = [_get(params, enc) for enc, _ in paths[:stage]]
         opt_state = tx.init(pair)
 
         @jax.jit
-        def run_epoch(pair, opt_state, images, key, loss=loss, tx=tx):
+        def run_epoch(pair, opt_state, below, images, key, loss=loss, tx=tx):
             order_key, data_key = jax.random.split(key)
             order = jax.random.permutation(order_key, images.shape[0])[: steps * batch_size]
             keys = jax.random.split(data_key, steps)
@@ -165,7 +166,8 @@ def pretrain(
             def step(carry, inputs):
                 pair, opt_state = carry
                 indices, step_key = inputs
-                value, grads = jax.value_and_grad(loss)(pair, preprocess(images[indices], step_key))
+                x = preprocess(images[indices], step_key)
+                value, grads = jax.value_and_grad(loss)(pair, below, x)
                 updates, opt_state = tx.update(grads, opt_state, pair)
                 return (optax.apply_updates(pair, updates), opt_state), value
 
@@ -177,7 +179,7 @@ def pretrain(
         for epoch_number in range(1, epochs + 1):
             start = time.perf_counter()
             stage_key = jax.random.fold_in(jax.random.fold_in(key, stage), epoch_number)
-            pair, opt_state, value = run_epoch(pair, opt_state, images, stage_key)
+            pair, opt_state, value = run_epoch(pair, opt_state, below, images, stage_key)
             value, seconds = float(value), time.perf_counter() - start
             logging.info(
                 "pretraining layer %d/%d, epoch %d/%d: loss %.3f  %.1f s",

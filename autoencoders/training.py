@@ -90,11 +90,6 @@ def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
     family = models.family(config.model.family)
     family.check_config(config)
     pretrain.check_config(config, family)
-    if members.vmapped(config) and config.train.get("pretrain_epochs", 0):
-        raise ValueError(
-            f"config.train.pretrain_epochs={config.train.pretrain_epochs}: not with vmapped "
-            f"members (config.vmap={dict(config.vmap)}); pretrain each as a run of its own."
-        )
     optim.check_config(config.optimizer)
     spec = data.describe(config.data)
     likelihoods.check_compatible(config.likelihood, spec.kind, spec.num_levels)
@@ -229,7 +224,7 @@ def train_and_evaluate(
                 headline=model.headline,
                 units={**model.term_units(), **LOOP_UNITS},
             )
-            if start_epoch == 0 and config.train.get("pretrain_epochs", 0) and not vmapped:
+            if start_epoch == 0 and config.train.pretrain_epochs and not vmapped:
                 state = _pretrained(run, state, jax.random.fold_in(root, _PRETRAIN), out)
             if start_epoch >= num_epochs:
                 logging.info(

@@ -43,7 +43,7 @@ def test_a_network_without_hidden_layers_has_one_stage_whose_loss_is_the_models(
     ((enc, dec),) = pretrain.layer_paths(0)
     x = _images(run)
     pair = (pretrain._get(params, enc), pretrain._get(params, dec))
-    stage = pretrain.stage_loss(run.model, params, 0)(pair, x)
+    stage = pretrain.stage_loss(run.model, 0)(pair, [], x)
     whole, _ = run.model.loss(params, {"x": x, "y": jnp.zeros(len(x), jnp.int32)}, None)
     assert float(stage) == pytest.approx(float(whole), rel=1e-5)
 
@@ -86,6 +86,7 @@ def test_training_pretrains_from_scratch_only_and_logs_each_stage(tmp_path):
         ({"network.kind": "conv", "network.hidden": (32,)}, "network.kind='conv'"),
         ({"network.tied": True}, "network.tied=True"),
         ({"train.pretrain_epochs": -1}, "≥ 0"),
+        ({"vmap": {"seed": (0, 1)}}, "config.vmap="),
     ],
 )
 def test_pretraining_it_cannot_do_is_refused_early(overrides, named):
