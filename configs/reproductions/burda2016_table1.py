@@ -6,9 +6,10 @@ VAE and IWAE trained with k ∈ {1, 5, 50} samples, one stochastic layer (784-20
   ... --budget=paper     # the paper's 3,280 epochs per model (weeks on a CPU)
 
 Expect, with the paper's schedule, the paper's orderings: IWAE below VAE at k = 5 and 50, larger k
-better, two layers better than one; at the `cpu` budget (the first two of the schedule's 8 stages,
-4 epochs) the numbers are far above the paper's (about 100 nats instead of 83-87), and the
-orderings are what the page shows, not a claim.
+better, two layers better than one. At the `cpu` budget (the first three of the schedule's 8
+stages, 13 epochs; about 2 h on 2 CPU cores) the numbers are 7-43 nats above the paper's, and the
+page shows the orderings reached: IWAE below the VAE and larger k better, except the two-layer VAE
+at k = 50; two layers still behind one (see the notes).
 """
 
 import jax
@@ -33,11 +34,11 @@ TABLE = {
     (2, 50, "vae"): 84.78,
     (2, 50, "iwae"): 82.90,
 }
-EPOCHS = {"tiny": 1, "cpu": 4, "paper": 3280}
+EPOCHS = {"tiny": 1, "cpu": 13, "paper": 3280}
 BUDGET = {
     "tiny": "1 epoch on the embedded 8x8 digits, tiny networks; 20 importance samples.",
     "cpu": (
-        "the first 2 of the paper's 8 stages (1 + 3 epochs at lr 1e-3 and 1e-3·10^(−1/7)), "
+        "the first 3 of the paper's 8 stages (1 + 3 + 9 epochs at lr 1e-3·10^(−i/7), i = 0, 1, 2), "
         "batch 20; test NLL with k = 5,000 on a fixed subset of 1,000 test images."
     ),
     "paper": "the paper's 8 stages of 3^i epochs (3,280 epochs), batch 20; k = 5,000 on all "
@@ -136,6 +137,16 @@ validation images, tanh MLPs (one layer: 784-200-200-50 and mirror; two layers: 
 they are one model, read by both rows. The test NLL is the IWAE estimate with k = 5,000 samples
 (`autoencoders/density.py`), with its standard error over test images; active units count the
 latent dimensions whose posterior mean varies over the test images (variance > 0.01), per layer.
+
+At the cpu budget (13 epochs, 1,000 test images) the paper's orderings hold in part. IWAE is below
+the VAE at k = 5 and 50 for both depths (one layer, k = 5: 93.49 against 93.82, within the
+standard errors). Larger k is better, except for the two-layer VAE: trained with k = 50 it is
+stuck far behind (128.28 nats, one active unit in z2, a test KL of 9.6 nats at epoch 13 against
+23.0 for the one-layer VAE). **Two layers are not yet better than one**: the two-layer IWAE k = 50
+is 1.3 nats behind the one-layer one (93.50 against 92.22), but catching up: its test bound
+trailed by 5.0 nats at epoch 1, 4.0 at epoch 4, 3.0 at epoch 7 and 2.0 at epoch 13 (metrics.jsonl,
+`neg_iwae_bound` at the training k; 1,000-image NLLs at 4 epochs: 98.32 and 101.09). The next
+stage of the schedule (27 epochs, about 4 more hours here) was not run.
 """,
         figure=reproduce.paper_vs_ours,
     )
