@@ -173,9 +173,15 @@ def get_reproduction(budget: str) -> reproduce.Reproduction:
     if budget == "tiny":
         fixed.update({"arg:data": "digits", "model.latent_dim": 32})
     runs = sweeps.declare(sweeps.point({}), fixed)
-    cae_runs = sweeps.declare(  # 1,000 code units > 784 pixels: the exact norm needs 784 JVPs
-        sweeps.point({}), {**fixed, "model.jacobian": "projection", "model.num_projections": 8}
-    )
+    # 1,000 code units > 784 pixels: the exact norm needs 784 JVPs, so it is estimated. λ = 1 was
+    # chosen on the held-out images (see the notes).
+    cae_fixed = {
+        **fixed,
+        "model.jacobian": "projection",
+        "model.num_projections": 8,
+        "model.contractive_weight": 1.0,
+    }
+    cae_runs = sweeps.declare(sweeps.point({}), cae_fixed)
     parts = tuple(
         reproduce.Part(name, f"configs/{name}.py", cae_runs if name == "cae" else runs)
         for name in PAPER_ERRORS
@@ -209,13 +215,20 @@ Protocol. Each autoencoder is the papers' one-layer network: h(x) = sigmoid(W x 
 units, a tied decoder sigmoid(Wᵀ h + c), and binary cross-entropy on MNIST grey levels (not a
 likelihood: the pixels are not binary; nats per image), Adam 1e-3, batch 128. The DAE zeroes 25 %
 of the input pixels afresh each minibatch (Vincent et al.'s masking noise); the CAE adds
-λ‖∂h/∂x‖²_F with λ = 0.1, estimated with 8 Gaussian projections per image and step (the exact norm
+λ‖∂h/∂x‖²_F with λ = 1, estimated with 8 Gaussian projections per image and step (the exact norm
 needs 784 forward passes). Classifier: a 784-1000-10 network whose first layer is W, b, with a
 zero softmax layer, fine-tuned with Adam (step {FINETUNE_LEARNING_RATE}, batch {FINETUNE_BATCH}; the
 papers used SGD) on the 50,000 training images outside a fixed held-out 10,000; the epoch with
 the fewest held-out errors is kept and its test error reported (binomial standard error). The
-papers also chose λ, the noise level and the learning rates on validation error; here they are
-fixed. "No pretraining" is the same fine-tuning from Glorot-uniform weights. The probe rows are
+papers chose λ, the noise level and the learning rates on validation error; here λ and the
+noise level were chosen on the fine-tuned classifier's held-out error (the 10,000 held-out
+training images, not the test set), one run each: for the CAE λ = 1 (1.53 %) over λ = 0.1, the
+configs/cae.py default (1.65 %; the cae run's command with `--config.model.contractive_weight=0.1`,
+test error 1.68 %); for the DAE the masking probability 0.25 (1.58 %) over 0.4 (1.61 %) and 0.55
+(1.78 %; test errors 1.60 and 1.65 %; the dae run's command with
+`--config.vmap="{{'noise_level': (0.4, 0.55)}}"`, two vmapped members). The fine-tuning step is
+fixed: Adam at 3e-4 was worse than at 1e-3 (test errors: AE 2.00 %, DAE 1.76 %). "No
+pretraining" is the same fine-tuning from Glorot-uniform weights. The probe rows are
 a logistic regression on the frozen, standardised 1,000 units.
 """,
         figure=reproduce.paper_vs_ours,
