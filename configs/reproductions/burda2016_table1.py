@@ -7,7 +7,7 @@ VAE and IWAE trained with k ∈ {1, 5, 50} samples, one stochastic layer (784-20
 
 Expect, with the paper's schedule, the paper's orderings: IWAE below VAE at k = 5 and 50, larger k
 better, two layers better than one. At the `cpu` budget (the first three of the schedule's 8
-stages, 13 epochs; about 2 h on 2 CPU cores) the numbers are 7-43 nats above the paper's, and the
+stages, 13 epochs; about 2 h on 2 CPU cores) the numbers are 7-44 nats above the paper's, and the
 page shows the orderings reached: IWAE below the VAE and larger k better, except the two-layer VAE
 at k = 50; two layers still behind one (see the notes).
 """
