@@ -121,6 +121,10 @@ class GaussianMixture2D:
         local = jnp.einsum("kji,...kj->...ki", self.rotations, offset)  # radial, tangential
         return diag_gaussian_log_prob(local, 0.0, 2 * jnp.log(self.stds))
 
+    def part_of(self, z: Array) -> Array:
+        """The class whose part of the prior each code is in: its most likely component."""
+        return jnp.argmax(self.component_log_probs(z), axis=-1)
+
     def log_prob(self, z: Array) -> Array:
         return jax.nn.logsumexp(self.component_log_probs(z), axis=-1) - math.log(
             self.num_components
@@ -140,6 +144,12 @@ class SwissRoll2D:
     def __init__(self, num_segments: int = 10):
         self.num_segments = num_segments
 
+    @staticmethod
+    def point(u: Array) -> Array:
+        """The roll at positions u ∈ [0, 1): shape (..., 2)."""
+        radius, angle = 3.0 * jnp.sqrt(u), 4 * math.pi * jnp.sqrt(u)
+        return radius[..., None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1)
+
     def sample(self, rng: Array, num: int, labels: Array | None = None) -> Array:
         class_rng, position_rng = jax.random.split(rng)
         if labels is None:
@@ -147,8 +157,14 @@ class SwissRoll2D:
         else:
             k = class_or_uniform(class_rng, labels, self.num_segments)
             u = (k + jax.random.uniform(position_rng, (num,))) / self.num_segments
-        radius, angle = 3.0 * jnp.sqrt(u), 4 * math.pi * jnp.sqrt(u)
-        return radius[:, None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1)
+        return self.point(u)
+
+    def part_of(self, z: Array, grid: int = 2000) -> Array:
+        """The segment (class) of the roll's nearest point to each code (n, 2), found among
+        `grid` evenly spaced positions u (the roll is ~20 long: ~0.01 between neighbours)."""
+        u = (jnp.arange(grid) + 0.5) / grid
+        nearest = jnp.argmin(((z[:, None, :] - self.point(u)) ** 2).sum(-1), axis=1)
+        return (nearest * self.num_segments) // grid
 
 
 LATENT_PRIORS = ("normal", "mixture", "swiss_roll")

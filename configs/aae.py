@@ -15,8 +15,8 @@ sends every test code to one far-off point of one component (mean radius 9.2 aga
 Expect the codes of the test digits to fill the prior's shape (the paper's Figure 2): a 2-D scatter
 of f(x) over prior draws; test/disc_loss near 2·log 2 ≈ 1.39 nats when the discriminator can no
 longer tell codes from prior draws, test/recon_nll (nats per image) that of a 2-D autoencoder.
-With `conditional=true` each digit class fills its own mixture component (Figure 4). Measured
-after 1 epoch: test/recon_nll 157.5, test/disc_loss 1.33, test/gen_loss 0.75,
+With `conditional=true` each digit class fills its own mixture component or swiss-roll segment
+(Figure 4). Measured after 1 epoch: test/recon_nll 157.5, test/disc_loss 1.33, test/gen_loss 0.75,
 all ten mixture components occupied by the test codes.
 
 Arguments (`--config=configs/aae.py:prior=swiss_roll,conditional=true`):
