@@ -224,7 +224,8 @@ papers chose λ, the noise level and the learning rates on validation error; her
 noise level were chosen on the fine-tuned classifier's held-out error (the 10,000 held-out
 training images, not the test set), one run each: for the CAE λ = 1 (1.53 %) over λ = 0.1, the
 configs/cae.py default (1.65 %; the cae run's command with `--config.model.contractive_weight=0.1`,
-test error 1.68 %); for the DAE the masking probability 0.25 (1.58 %) over 0.4 (1.61 %) and 0.55
+test error 1.68 %), and over λ = 3 (1.58 %; `--config.model.contractive_weight=3.0`, test error
+1.68 %); for the DAE the masking probability 0.25 (1.58 %) over 0.4 (1.61 %) and 0.55
 (1.78 %; test errors 1.60 and 1.65 %; the dae run's command with
 `--config.vmap="{{'noise_level': (0.4, 0.55)}}"`, two vmapped members). The fine-tuning step is
 fixed: Adam at 3e-4 was worse than at 1e-3 (test errors: AE 2.00 %, DAE 1.76 %). "No
