@@ -224,7 +224,7 @@ def train_and_evaluate(
                 headline=model.headline,
                 units={**model.term_units(), **LOOP_UNITS},
             )
-            if start_epoch == 0 and config.train.pretrain_epochs and not vmapped:
+            if start_epoch == 0 and config.train.pretrain_epochs:
                 state = _pretrained(run, state, jax.random.fold_in(root, _PRETRAIN), out)
             if start_epoch >= num_epochs:
                 logging.info(
