@@ -33,14 +33,17 @@ ERROR_UNIT = (
 )
 PROBE_UNIT = "% test error of a logistic-regression probe on the frozen 1,000 sigmoid units"
 SCRATCH_UNIT = "% test error of the same classifier and fine-tuning from random weights"
-EPOCHS = {"tiny": 1, "cpu": 20, "paper": 100}  # unsupervised pretraining
+HELD_OUT_UNIT = (
+    "% error of the fine-tuned classifier on the 10,000 held-out training images (the epoch kept)"
+)
+EPOCHS = {"tiny": 1, "cpu": 60, "paper": 100}  # unsupervised pretraining
 FINETUNE_EPOCHS = {"tiny": 2, "cpu": 30, "paper": 100}
 VALIDATION = {"tiny": 100, "cpu": 10_000, "paper": 10_000}  # held out of the training images
 PROBE = {"tiny": (300, 300), "cpu": (10_000, 10_000), "paper": (50_000, 10_000)}  # train, test
 FINETUNE_BATCH, FINETUNE_LEARNING_RATE = 100, 1e-3  # Adam
 BUDGET = {
     "tiny": "1 epoch on the embedded 8x8 digits, 32 units; fine-tuned 2 epochs.",
-    "cpu": "20 epochs of pretraining each, 30 of fine-tuning; probe on 10,000 training images.",
+    "cpu": "60 epochs of pretraining each, 30 of fine-tuning; probe on 10,000 training images.",
     "paper": "100 epochs of pretraining each, 100 of fine-tuning; probe on 50,000.",
 }
 PAPER_ERRORS = {"ae": 1.78, "dae": 1.18, "cae": 1.14}
@@ -136,6 +139,9 @@ def measure(run: evaluation.Run, budget: str) -> dict:
     n_test = len(run.y_test)
     out = {
         "finetuned_error": _error(tuned["test_error"], n_test, ERROR_UNIT),
+        "finetuned_validation_error": _error(
+            tuned["validation_error"], VALIDATION[budget], HELD_OUT_UNIT
+        ),
         "finetuned_epoch": quantities.quantity(tuned["epoch"], "fine-tuning epoch kept"),
     }
     n_probe_train, n_probe_test = PROBE[budget]
@@ -193,6 +199,16 @@ def get_reproduction(budget: str) -> reproduce.Reproduction:
         ),
         reproduce.Row("no pretraining", "ae", "measure/scratch_error", SCRATCH_UNIT, None),
         *(
+            reproduce.Row(
+                f"{name.upper()}, held out",
+                name,
+                "measure/finetuned_validation_error",
+                HELD_OUT_UNIT,
+                None,
+            )
+            for name in PAPER_ERRORS
+        ),
+        *(
             reproduce.Row(f"{name.upper()}, probe", name, "measure/probe_error", PROBE_UNIT, None)
             for name in PAPER_ERRORS
         ),
@@ -231,6 +247,14 @@ test error 1.68 %), and over λ = 3 (1.58 %; `--config.model.contractive_weight=
 fixed: Adam at 3e-4 was worse than at 1e-3 (test errors: AE 2.00 %, DAE 1.76 %). "No
 pretraining" is the same fine-tuning from Glorot-uniform weights. The probe rows are
 a logistic regression on the frozen, standardised 1,000 units.
+
+Pretraining length. The cpu budget pretrains 60 epochs; an earlier version of this page used 20,
+where the errors were, held-out / test: DAE 1.58 / 1.69 %, CAE 1.53 / 1.53 %, AE test 1.77 %.
+At 60 (the rows above) the DAE's held-out error fell to 1.46 % and the CAE's test error to
+1.46 %, while the CAE's held-out error (1.57 %) and the AE's test error (1.84 %) rose: every
+change is within one standard error (about 0.12 points), so longer pretraining alone does not
+close the gap to the papers. λ and the masking probability were chosen at 20 epochs and not
+searched again at 60.
 """,
         figure=reproduce.paper_vs_ours,
     )
