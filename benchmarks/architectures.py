@@ -3,7 +3,7 @@ reference are built, and their analytic multiply-accumulate counts.
 
 Analytic counts are the dense and convolution layers only (no activations, likelihood or optimizer),
 per example, forward pass: a dense layer is in·out MACs; a k×k convolution is
-H_out·W_out·k²·C_in·C_out; the decoder's 2× upsampling (`networks.upsample2x`) is a k×k
+H_out·W_out·k²·C_in·C_out; the decoder's 2× upsampling (`networks.Upsample2x`) is a k×k
 convolution to 4·C_out channels at the input resolution, then depth-to-space. FLOPs = 2·MACs;
 a training step is counted as 3 × forward (forward, and the backward pass's two products per layer).
 """
@@ -78,7 +78,7 @@ class Architecture:
         if self.kind == "conv":
             height, width, channels = self.conv_shapes()[-1]
             for features in reversed(self.conv_features):
-                # networks.upsample2x: a 3×3 conv to 4× the features at the low resolution
+                # networks.Upsample2x: a 3×3 conv to 4× the features at the low resolution
                 macs += height * width * KERNEL**2 * channels * 4 * features
                 height, width, channels = 2 * height, 2 * width, features
             macs += height * width * KERNEL**2 * channels * self.image_shape[2]  # the 'out' conv

@@ -102,7 +102,7 @@ class TorchVAE(nn.Module):
             height, width, channels = arch.conv_shapes()[-1]
             decoder.append(nn.Unflatten(1, (channels, height, width)))
             for features in reversed(arch.conv_features):
-                # networks.upsample2x: a 3×3 conv to 4× the features, then depth-to-space.
+                # networks.Upsample2x: a 3×3 conv to 4× the features, then depth-to-space.
                 decoder += [
                     nn.Conv2d(channels, 4 * features, KERNEL, padding=1),
                     nn.PixelShuffle(2),

@@ -1,5 +1,6 @@
 """Convolutions lowered as matrix products (autoencoders/conv.py) equal XLA's convolutions."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,4 +135,31 @@ def test_conv_vae_loss_and_gradients_equal_under_both_lowerings(monkeypatch):
     for a, e in zip(
         jax.tree.leaves(results["matmul"]), jax.tree.leaves(results["xla"]), strict=True
     ):
+        _assert_close(a, e)
+
+
+@pytest.mark.parametrize("lowering", ["matmul", "xla"])
+def test_upsample_equals_a_biased_conv_then_depth_to_space(monkeypatch, lowering):
+    """Upsample2x adds its bias after the depth-to-space, for speed: the same parameters (an
+    nn.Conv's) and the same function as the bias added by the convolution."""
+    monkeypatch.setenv(conv.LOWERING_ENV, lowering)
+    h = jax.random.normal(jax.random.key(0), (2, 3, 4, 5))
+    upsample = networks.Upsample2x(features=6)
+    params = upsample.init(jax.random.key(1), h)
+    reference = nn.Conv(24, (3, 3))
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(
+        jnp.shape, reference.init(jax.random.key(1), h)
+    )  # same names and shapes: checkpoints of either load into the other
+    params = jax.tree.map(lambda p: jax.random.normal(jax.random.key(2), p.shape), params)
+
+    def expected_fn(params, h):
+        out = reference.apply(params, h).reshape(2, 3, 4, 2, 2, 6).transpose(0, 1, 3, 2, 4, 5)
+        return out.reshape(2, 6, 8, 6)
+
+    def value_and_grads(fn):
+        loss = lambda p, h: jnp.sum(jnp.sin(fn(p, h)))  # noqa: E731
+        return fn(params, h), jax.grad(loss, argnums=(0, 1))(params, h)
+
+    actual, expected = value_and_grads(upsample.apply), value_and_grads(expected_fn)
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
         _assert_close(a, e)
