@@ -10,7 +10,7 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from benchmarks import datasets, parts, report, run, sections, targets
+from benchmarks import datasets, parts, profile_step, report, run, sections, targets
 from benchmarks.architectures import ARCHITECTURES
 from experiments import cli
 
@@ -158,6 +158,18 @@ def test_importance_sampling_block_parts_are_all_timed():
     assert block.rest_s == pytest.approx(block.whole_s - sum(block.parts_s.values()))
     conv = parts.is_block_parts(ARCHITECTURES["conv"], bench.spec, 2, 3, repeats=1, calls=2)
     assert conv is None
+
+
+def test_step_profile_counts_the_thunks_of_the_scanned_steps():
+    """benchmarks/profile_step.py on a tiny conv VAE: the thunks of its training step, matrix
+    products among them, with no container (while) or end-marker spans counted twice."""
+    arch = dataclasses.replace(
+        ARCHITECTURES["conv"], hidden=(8,), conv_features=(4,), image_shape=(8, 8, 1), batch_size=4
+    )
+    per_step = profile_step.profile_step(arch, steps=2)
+    assert per_step and all(ms > 0 for ms in per_step.values())
+    assert any(name.startswith(profile_step.MATMUL_PREFIXES) for name in per_step)
+    assert not [n for n in per_step if n.startswith(("end: ", *profile_step.CONTAINER_THUNKS))]
 
 
 BARE_CHECK = """
