@@ -101,10 +101,11 @@ def test_the_lowering_is_chosen_per_platform_and_can_be_overridden(monkeypatch):
 def test_networks_use_the_chosen_lowering(monkeypatch, lowering, has_conv):
     monkeypatch.setenv(conv.LOWERING_ENV, lowering)
     encoder = networks.Encoder(out_dim=4, kind="conv", hidden=(8,), conv_features=(4, 8))
-    x = jnp.zeros((2, 8, 8, 1))
-    params = encoder.init(jax.random.key(0), x)
-    jaxpr = str(jax.make_jaxpr(jax.grad(lambda p: encoder.apply(p, x).sum()))(params))
-    assert ("conv_general_dilated" in jaxpr) == has_conv
+    decoder = networks.Decoder((8, 8, 1), 1, kind="conv", hidden=(8,), conv_features=(4, 8))
+    for network, x in ((encoder, jnp.zeros((2, 8, 8, 1))), (decoder, jnp.zeros((2, 3)))):
+        params = network.init(jax.random.key(0), x)
+        jaxpr = str(jax.make_jaxpr(jax.grad(lambda p: network.apply(p, x).sum()))(params))  # noqa: B023
+        assert ("conv_general_dilated" in jaxpr) == has_conv, type(network).__name__
 
 
 def test_epoch_loop_auto_scans_unless_xla_convolutions_on_cpu(monkeypatch):
