@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup browser test test-all lint demo clean
+.PHONY: setup browser test test-all lint bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"'
@@ -28,6 +28,15 @@ test-all: $(STAMP)  # includes the slow tests on real data
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The speed record, docs/benchmarks.md, beside PyTorch: the [bench] extra (torch) is not part of
+# `setup`; MNIST from $(TFDS_DATA_DIR) when it holds it, else synthetic images. Run it on an idle
+# machine (about 16 minutes on 2 cores).
+BENCH_FLAGS := --repeats=5 --is_examples=1000 --is_repeats=2 --markdown_out=docs/benchmarks.md
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m benchmarks.run $(BENCH_FLAGS)
 
 # A 2-D VAE on the embedded 8x8 digits (no download, no ../shared): Bernoulli cross-entropy on grey
 # levels, as in the code of the lecture this project follows (see README; its metrics are named

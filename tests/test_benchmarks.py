@@ -4,6 +4,7 @@ importance-sampling block's profile measures every part."""
 
 import dataclasses
 import importlib.util
+import pathlib
 import re
 
 import pytest
@@ -114,6 +115,16 @@ def test_documented_commands_parse(parse, argv, expected):
         assert getattr(settings, name) == value, name
     assert sorted(given) == sorted(argv.split())  # the record's command: the flags as given
     assert parse(given)[0] == settings
+
+
+def test_make_bench_writes_the_record_by_its_command(parse):
+    """`make bench` runs the command the record in docs/benchmarks.md names, and it parses."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    (make_flags,) = re.findall(r"^BENCH_FLAGS := (.*)$", (root / "Makefile").read_text(), re.M)
+    record_text = (root / "docs" / "benchmarks.md").read_text()
+    (record,) = re.findall(r"^Command: `python -m benchmarks.run (.*)`$", record_text, re.M)
+    assert sorted(make_flags.split()) == sorted(record.split())
+    assert parse(make_flags.split())[0].markdown_out == "docs/benchmarks.md"
 
 
 @pytest.mark.parametrize(
