@@ -1,5 +1,5 @@
 """What a program's parts take alone, for the tables that say where its time goes: a training
-step's dense-layer products and its optimizer update (`step_matmul_seconds`,
+step's matrix products and its optimizer update (`step_matmul_seconds`,
 `optimizer_step_seconds`), and an importance-sampling block's whole, matmuls, likelihood, random
 draws and activations (`is_block_parts`). Each part runs many times in one jitted loop whose
 inputs depend on the loop's carry (so XLA can neither hoist nor drop it); best of the repeats."""
@@ -10,53 +10,109 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import optax
 
-from autoencoders import data, networks
+from autoencoders import data, epoch, networks
 from benchmarks import timing
 from benchmarks.architectures import Architecture
 from benchmarks.measure import JaxModel
 
 
-def step_matmul_seconds(arch: Architecture, steps: int, repeats: int) -> tuple[float, int] | None:
-    """(seconds per step, FLOPs per step) of a training step's dense-layer products alone, `steps`
-    steps in one jitted loop (best of `repeats`): forward x·W, weight gradient xᵀ·g and input
-    gradient g·Wᵀ (none for the first encoder layer, whose input is data), at the step's shapes.
-    None for convolutional models."""
-    if arch.kind != "mlp":
+@dataclasses.dataclass(frozen=True)
+class Product:
+    """One `lax.dot_general` of a traced program: its operands' shapes and dtypes, their indices
+    among the program's distinct operands (products that share an input share the index), and
+    how they contract."""
+
+    lhs: jax.ShapeDtypeStruct
+    rhs: jax.ShapeDtypeStruct
+    operands: tuple[int, int]
+    dimension_numbers: Any
+
+    @property
+    def flops(self) -> int:
+        """2 × multiply-accumulates: every lhs element meets every free rhs element."""
+        (_, rhs_contracting), (_, rhs_batch) = self.dimension_numbers
+        shared = math.prod(self.rhs.shape[d] for d in (*rhs_contracting, *rhs_batch))
+        return 2 * math.prod(self.lhs.shape) * math.prod(self.rhs.shape) // shared
+
+
+def _dot_generals(jaxpr: jax.extend.core.Jaxpr) -> Iterator[jax.extend.core.JaxprEqn]:
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            yield eqn
+        for inner in jax.extend.core.jaxprs_in_params(eqn.params):
+            yield from _dot_generals(inner)
+
+
+def _primitives(jaxpr: jax.extend.core.Jaxpr) -> Iterator[str]:
+    for eqn in jaxpr.eqns:
+        yield eqn.primitive.name
+        for inner in jax.extend.core.jaxprs_in_params(eqn.params):
+            yield from _primitives(inner)
+
+
+def step_products(arch: Architecture, spec: data.DataSpec) -> list[Product] | None:
+    """Every matrix product of one training step, as traced: the `dot_general`s of the jaxpr of a
+    one-step epoch (`epoch.make_train_epoch`), forward and backward, including those the matmul
+    lowering of convolutions makes (`autoencoders/conv.py`, CPU). Each counts once, as the step's
+    body runs it once (the benchmarked models have no loop inside a step). None where the step
+    has convolutions that are not products (XLA's own: GPU, TPU, AUTOENCODERS_CONV_LOWERING=xla)."""
+    jm = JaxModel.build(arch, spec, 1)
+    state = jax.eval_shape(jm.make_state, jax.random.key(0))
+    one_step = epoch.make_train_epoch(jm.model, jm.tx, jm.model.config, 1, compiled=False)
+    images = jax.ShapeDtypeStruct((arch.batch_size, *jm.model.spec.shape), jnp.uint8)
+    labels = jax.ShapeDtypeStruct((arch.batch_size,), jnp.int32)
+    traced = jax.make_jaxpr(one_step)(state, images, labels, jax.random.key(0))
+    if "conv_general_dilated" in set(_primitives(traced.jaxpr)):
         return None
-    batch = arch.batch_size
-    layers = [
-        *itertools.pairwise(arch.encoder_dense_dims()),
-        *itertools.pairwise(arch.decoder_dense_dims()),
-    ]
-    keys = iter(jax.random.split(jax.random.key(0), 3 * len(layers)))
-    xs = [jax.random.normal(next(keys), (batch, i)) for i, _ in layers]
-    ws = [jax.random.normal(next(keys), (i, o)) for i, o in layers]
-    gs = [jax.random.normal(next(keys), (batch, o)) for _, o in layers]
-    flops = sum(2 * batch * i * o * (2 if n == 0 else 3) for n, (i, o) in enumerate(layers))
+    index: dict[int, int] = {}  # id of a jaxpr variable -> its operand index
+    products = []
+    for eqn in _dot_generals(traced.jaxpr):
+        lhs, rhs = (jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in eqn.invars)
+        ids = tuple(index.setdefault(id(v), len(index)) for v in eqn.invars)
+        products.append(Product(lhs, rhs, ids, eqn.params["dimension_numbers"]))
+    return products
+
+
+def step_matmul_seconds(
+    arch: Architecture, spec: data.DataSpec, steps: int, repeats: int
+) -> tuple[float, int] | None:
+    """(seconds per step, FLOPs per step) of a training step's matrix products alone
+    (`step_products`: dense layers and, on CPU, convolutions as products; forward, input and
+    weight gradients), `steps` steps in one jitted loop, best of `repeats`. As in the step,
+    products that share an input share one array; each product's smaller input is multiplied by
+    the loop's carry (once per step, however many products share it), so none is hoisted out of
+    the loop. None where `step_products` is."""
+    products = step_products(arch, spec)
+    if products is None:
+        return None
+    shapes = {i: x for p in products for i, x in zip(p.operands, (p.lhs, p.rhs), strict=True)}
+    keys = jax.random.split(jax.random.key(0), len(shapes))
+    operands = {i: jax.random.normal(keys[i], x.shape, x.dtype) for i, x in shapes.items()}
+    scaled = {p.operands[0] if p.lhs.size <= p.rhs.size else p.operands[1] for p in products}
 
     @jax.jit
-    def loop(xs, ws, gs):
-        def step(carry, _):
-            scale = 1.0 + 1e-30 * carry  # inputs depend on the carry: nothing leaves the loop
+    def loop(operands: dict[int, jax.Array]) -> jax.Array:
+        def step(carry: jax.Array, _: None) -> tuple[jax.Array, None]:
+            scale = 1.0 + 1e-30 * carry
+            inputs = {i: x * scale if i in scaled else x for i, x in operands.items()}
             total = carry
-            for n, (x, w, g) in enumerate(zip(xs, ws, gs, strict=True)):
-                x, g = x * scale, g * scale
-                total += jnp.sum(x @ w) + jnp.sum(x.T @ g)
-                if n:
-                    total += jnp.sum(g @ w.T)
+            for p in products:
+                lhs, rhs = (inputs[i] for i in p.operands)
+                total += jnp.sum(jax.lax.dot_general(lhs, rhs, p.dimension_numbers))
             return total * 1e-30, None
 
         return jax.lax.scan(step, jnp.zeros(()), None, length=steps)[0]
 
-    seconds = timing.best_seconds(lambda: loop(xs, ws, gs).block_until_ready(), repeats)
-    return seconds / steps, flops
+    seconds = timing.best_seconds(lambda: loop(operands).block_until_ready(), repeats)
+    return seconds / steps, sum(p.flops for p in products)
 
 
 def optimizer_step_seconds(

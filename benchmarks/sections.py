@@ -139,7 +139,7 @@ def run_training(run: Run) -> None:
         peak = run.measure_peak(f"{arch.title}, training")
         bench = data_for(arch, run.bench)
         jax_result = bench_jax_training(arch, bench, steps, args.repeats)
-        matmul_s = parts.step_matmul_seconds(arch, steps, args.repeats)
+        matmul_s = parts.step_matmul_seconds(arch, bench.spec, steps, args.repeats)
         optimizer_s = parts.optimizer_step_seconds(arch, bench.spec, steps, args.repeats)
         run.log(f"{name} JAX ({steps} steps)", jax_result.measured)
         torch_result = None
@@ -225,13 +225,16 @@ def run_training(run: Run) -> None:
         "over the matmul peak measured right before the model's rows",
     ]
     time_split.notes += [
-        "matmuls alone: the step's dense-layer products only (forward, input and weight "
-        "gradients at its shapes, `step_matmul_seconds`), jitted in one loop like the epoch, "
-        "best of the repeats; MLPs only",
+        "matmuls alone: the step's matrix products only, every `dot_general` of its jaxpr at "
+        "its shapes (forward, input and weight gradients of the dense layers and of the "
+        "convolutions as the CPU lowers them, `step_matmul_seconds`), jitted in one loop like "
+        "the epoch, best of the repeats; '—' where the step keeps XLA's convolutions",
         "optimizer alone: the config's optax update (Adam) on the model's parameters with fixed "
         "gradients, jitted in one loop (`optimizer_step_seconds`), best of the repeats",
         "the rest: the step minus both: activations, likelihood, KL, random numbers (dynamic "
-        "binarization, the posterior sample), the minibatch gather and the loop itself",
+        "binarization, the posterior sample), the minibatch gather and the loop itself; for "
+        "the conv VAEs also the convolutions' data movement (im2col concatenations, col2im pads, "
+        "the depth-to-space transposes)",
         "the last two columns bound what removing all of 'the rest' could give (FLOPs as in "
         "'Training FLOPs')",
     ]
