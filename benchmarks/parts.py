@@ -1,8 +1,8 @@
 """What a program's parts take alone, for the tables that say where its time goes: a training
-step's matrix products and its optimizer update (`step_matmul_seconds`,
-`optimizer_step_seconds`), and an importance-sampling block's whole, matmuls, likelihood, random
-draws and activations (`is_block_parts`). Each part runs many times in one jitted loop whose
-inputs depend on the loop's carry (so XLA can neither hoist nor drop it); best of the repeats."""
+step's matrix products and its optimizer update, timed in turn with the step itself
+(`step_split`), and an importance-sampling block's whole, matmuls, likelihood, random draws and
+activations (`is_block_parts`). Each part runs many times in one jitted loop whose inputs depend
+on the loop's carry (so XLA can neither hoist nor drop it); best of the repeats."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import optax
 from autoencoders import data, epoch, networks
 from benchmarks import timing
 from benchmarks.architectures import Architecture
+from benchmarks.datasets import BenchData
 from benchmarks.measure import JaxModel
 
 
@@ -81,15 +82,15 @@ def step_products(arch: Architecture, spec: data.DataSpec) -> list[Product] | No
     return products
 
 
-def step_matmul_seconds(
-    arch: Architecture, spec: data.DataSpec, steps: int, repeats: int
-) -> tuple[float, int] | None:
-    """(seconds per step, FLOPs per step) of a training step's matrix products alone
+def step_matmul_loop(
+    arch: Architecture, spec: data.DataSpec, steps: int
+) -> tuple[Callable[[], None], int] | None:
+    """(a call of `steps` steps, FLOPs per step) of a training step's matrix products alone
     (`step_products`: dense layers and, on CPU, convolutions as products; forward, input and
-    weight gradients), `steps` steps in one jitted loop, best of `repeats`. As in the step,
-    products that share an input share one array; each product's smaller input is multiplied by
-    the loop's carry (once per step, however many products share it), so none is hoisted out of
-    the loop. None where `step_products` is."""
+    weight gradients), in one jitted loop. As in the step, products that share an input share
+    one array; each product's smaller input is multiplied by the loop's carry (once per step,
+    however many products share it), so none is hoisted out of the loop. None where
+    `step_products` is."""
     products = step_products(arch, spec)
     if products is None:
         return None
@@ -111,15 +112,12 @@ def step_matmul_seconds(
 
         return jax.lax.scan(step, jnp.zeros(()), None, length=steps)[0]
 
-    seconds = timing.best_seconds(lambda: loop(operands).block_until_ready(), repeats)
-    return seconds / steps, sum(p.flops for p in products)
+    return lambda: loop(operands).block_until_ready(), sum(p.flops for p in products)
 
 
-def optimizer_step_seconds(
-    arch: Architecture, spec: data.DataSpec, steps: int, repeats: int
-) -> float:
-    """Seconds per step of the model's optimizer update alone (the config's optax Adam on its
-    parameters, with fixed gradients), `steps` updates in one jitted loop, best of `repeats`."""
+def optimizer_step_loop(arch: Architecture, spec: data.DataSpec, steps: int) -> Callable[[], None]:
+    """A call of `steps` optimizer updates alone (the config's optax Adam on the model's
+    parameters, with fixed gradients) in one jitted loop."""
     jm = JaxModel.build(arch, spec, steps)
     params = jm.init_state(jax.random.key(0)).params
     grads = jax.tree.map(lambda p: 1e-3 * jnp.ones_like(p), params)
@@ -139,7 +137,56 @@ def optimizer_step_seconds(
         nonlocal state
         state = jax.block_until_ready(loop(state, grads))
 
-    return timing.best_seconds(call, repeats) / steps
+    return call
+
+
+def train_epoch_loop(arch: Architecture, bench: BenchData, steps: int) -> Callable[[], None]:
+    """A call of the real compiled training epoch (`epoch.make_train_epoch`) of `steps` steps,
+    its state threaded through the calls, as `measure.bench_jax_training` times it."""
+    jm = JaxModel.build(arch, bench.spec, steps)
+    state = jm.init_state(jax.random.key(0))
+    epoch_fn = jm.train_epoch(steps)
+    calls = 0
+
+    def call() -> None:
+        nonlocal state, calls
+        images, labels = bench.train.images, bench.train.labels
+        state, metrics = epoch_fn(state, images, labels, jax.random.key(calls))
+        jax.block_until_ready((state, metrics))
+        calls += 1
+
+    return call
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSplit:
+    """Seconds per step of a training step and of its parts alone, timed in turn (`step_split`)."""
+
+    step_s: float
+    matmul_s: float | None  # None where the step has no products to time (`step_products`)
+    matmul_flops: int | None
+    optimizer_s: float
+
+
+def step_split(arch: Architecture, bench: BenchData, steps: int, repeats: int) -> StepSplit:
+    """A training step, its matrix products alone and its optimizer update alone, each `steps`
+    steps in one jitted loop, timed in turn call by call (`timing.interleaved_best_seconds`), so
+    that the CPU's clock, which drifts over seconds to minutes, is shared by all three; the best
+    of `repeats` rounds each."""
+    loops = {
+        "step": train_epoch_loop(arch, bench, steps),
+        "optimizer": optimizer_step_loop(arch, bench.spec, steps),
+    }
+    matmuls = step_matmul_loop(arch, bench.spec, steps)
+    if matmuls is not None:
+        loops["matmuls"] = matmuls[0]
+    best = timing.interleaved_best_seconds(loops, repeats)
+    return StepSplit(
+        best["step"] / steps,
+        None if matmuls is None else best["matmuls"] / steps,
+        None if matmuls is None else matmuls[1],
+        best["optimizer"] / steps,
+    )
 
 
 # Blocks per timed loop of `is_block_parts`: ~0.3 s on a 2-core CPU, ~1 ms on a GPU.

@@ -139,8 +139,7 @@ def run_training(run: Run) -> None:
         peak = run.measure_peak(f"{arch.title}, training")
         bench = data_for(arch, run.bench)
         jax_result = bench_jax_training(arch, bench, steps, args.repeats)
-        matmul_s = parts.step_matmul_seconds(arch, bench.spec, steps, args.repeats)
-        optimizer_s = parts.optimizer_step_seconds(arch, bench.spec, steps, args.repeats)
+        split = parts.step_split(arch, bench, steps, args.repeats)
         run.log(f"{name} JAX ({steps} steps)", jax_result.measured)
         torch_result = None
         compiled: TrainResult | str | None = None
@@ -175,15 +174,15 @@ def run_training(run: Run) -> None:
             jax_result.steps_per_s * batch, None if torch_steps is None else torch_steps * batch,
             percent(jax_gflops, peak), percent(torch_gflops, peak),
         )  # fmt: skip
-        jax_step_s = 1 / jax_result.steps_per_s
-        matmul_ms = None if matmul_s is None else 1e3 * matmul_s[0]
-        floor_s = None if matmul_s is None else matmul_s[0] + optimizer_s
+        matmul_s = split.matmul_s
+        floor_s = None if matmul_s is None else matmul_s + split.optimizer_s
         time_split.add(
-            arch.title, 1e3 * jax_step_s, matmul_ms,
-            None if matmul_s is None else percent(matmul_s[1] / matmul_s[0] / 1e9, peak),
-            1e3 * optimizer_s, None if floor_s is None else 1e3 * (jax_step_s - floor_s),
+            arch.title, 1e3 * split.step_s, None if matmul_s is None else 1e3 * matmul_s,
+            None if matmul_s is None else percent(split.matmul_flops / matmul_s / 1e9, peak),
+            1e3 * split.optimizer_s, None if floor_s is None else 1e3 * (split.step_s - floor_s),
             None if torch_steps is None else 1e3 / torch_steps,
-            None if floor_s is None or torch_steps is None else 1 / (floor_s * torch_steps),
+            None if floor_s is None or torch_steps is None
+            else split.step_s / floor_s * speedup,
             None if floor_s is None else percent(flops / floor_s / 1e9, peak),
         )  # fmt: skip
         xla = jax_result.xla_flops_per_step
@@ -225,18 +224,22 @@ def run_training(run: Run) -> None:
         "over the matmul peak measured right before the model's rows",
     ]
     time_split.notes += [
+        "JAX step ms, matmuls alone, optimizer alone: each `steps` steps in one jitted loop, "
+        f"timed in turn call by call ({args.repeats} rounds after a warm-up call each, "
+        "`parts.step_split`), so all three share the CPU clock's drift; the best round of each. "
+        "JAX step: the compiled epoch of the throughput table (its best call, not its median)",
         "matmuls alone: the step's matrix products only, every `dot_general` of its jaxpr at "
         "its shapes (forward, input and weight gradients of the dense layers and of the "
-        "convolutions as the CPU lowers them, `step_matmul_seconds`), jitted in one loop like "
-        "the epoch, best of the repeats; '—' where the step keeps XLA's convolutions",
+        "convolutions as the CPU lowers them); '—' where the step keeps XLA's convolutions",
         "optimizer alone: the config's optax update (Adam) on the model's parameters with fixed "
-        "gradients, jitted in one loop (`optimizer_step_seconds`), best of the repeats",
+        "gradients",
         "the rest: the step minus both: activations, likelihood, KL, random numbers (dynamic "
         "binarization, the posterior sample), the minibatch gather and the loop itself; for "
         "the conv VAEs also the convolutions' data movement (im2col concatenations, col2im pads, "
         "the depth-to-space transposes)",
-        "the last two columns bound what removing all of 'the rest' could give (FLOPs as in "
-        "'Training FLOPs')",
+        "the last two columns bound what removing all of 'the rest' could give: JAX/PyTorch of "
+        "the throughput table × step / (matmuls + optimizer); GFLOP/s over matmuls + optimizer "
+        "(FLOPs as in 'Training FLOPs')",
     ]
     flops_table.notes += [
         "XLA: `compiled.cost_analysis()['flops']` of one step of the compiled epoch (an epoch "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -23,6 +23,20 @@ def best_seconds(fn: Callable[[], Any], repeats: int) -> float:
     """The fastest of `repeats` calls of `fn`, after one warm-up call."""
     fn()
     return min(repeat_seconds(fn, repeats))
+
+
+def interleaved_best_seconds(
+    fns: Mapping[str, Callable[[], Any]], repeats: int
+) -> dict[str, float]:
+    """The fastest call of each of `fns`, after one warm-up call each, over `repeats` rounds that
+    call every one in turn: programs compared with each other then share the clock's drift."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(seconds(fn))
+    return {name: min(t) for name, t in times.items()}
 
 
 def best_matmul_gflops(matmul: Callable[[], Any], size: int, repeats: int) -> float:

@@ -11,7 +11,7 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from benchmarks import datasets, parts, profile_step, report, run, sections, targets
+from benchmarks import datasets, parts, profile_step, report, run, sections, targets, timing
 from benchmarks.architectures import ARCHITECTURES
 from experiments import cli
 
@@ -264,14 +264,23 @@ def test_step_products_are_the_training_steps_matrix_products(name, monkeypatch)
     if name == "conv":
         monkeypatch.setenv("AUTOENCODERS_CONV_LOWERING", "xla")
         assert parts.step_products(arch, spec) is None
-        assert parts.step_matmul_seconds(arch, spec, 1, 1) is None
+        assert parts.step_matmul_loop(arch, spec, 1) is None
 
 
-def test_step_matmul_seconds_times_a_conv_step():
+def test_step_split_times_a_conv_step_and_its_products():
     arch = dataclasses.replace(
         ARCHITECTURES["conv"], hidden=(8,), conv_features=(4,), image_shape=(8, 8, 1), batch_size=4
     )
-    spec = datasets.synthetic_data(arch.image_shape, 8, 4, "test").spec
-    seconds, flops = parts.step_matmul_seconds(arch, spec, steps=2, repeats=1)
-    assert seconds > 0
-    assert flops == sum(p.flops for p in parts.step_products(arch, spec))
+    bench = datasets.synthetic_data(arch.image_shape, 8, 4, "test")
+    split = parts.step_split(arch, bench, steps=2, repeats=1)
+    assert split.step_s > 0 and split.matmul_s > 0 and split.optimizer_s > 0
+    assert split.matmul_flops == sum(p.flops for p in parts.step_products(arch, bench.spec))
+
+
+def test_interleaved_best_seconds_calls_each_in_turn():
+    calls = []
+    best = timing.interleaved_best_seconds(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 2
+    )
+    assert calls == ["a", "b"] * 3  # a warm-up call each, then two rounds
+    assert set(best) == {"a", "b"} and all(s >= 0 for s in best.values())
