@@ -157,12 +157,18 @@ class JaxModel:
         """The real training loop (`epoch.make_train_epoch`) for `steps` minibatch steps."""
         return epoch.make_train_epoch(self.model, self.tx, self.model.config, steps)
 
-    def step_flops(self, state: optim.TrainState) -> float | None:
-        """XLA's FLOP count of one minibatch step of the real compiled epoch: an epoch of one
-        step over a dataset of one minibatch (its shuffle and preprocessing included)."""
-        images = jnp.zeros((self.arch.batch_size, *self.model.spec.shape), jnp.uint8)
-        labels = jnp.zeros((self.arch.batch_size,), jnp.int32)
+    def one_step(self) -> tuple[Callable[..., Any], jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
+        """One minibatch step of the real epoch, uncompiled: an epoch of one step over a dataset
+        of one minibatch (its shuffle and preprocessing included), and that dataset's images and
+        labels as shapes."""
         one_step = epoch.make_train_epoch(self.model, self.tx, self.model.config, 1, compiled=False)
+        images = jax.ShapeDtypeStruct((self.arch.batch_size, *self.model.spec.shape), jnp.uint8)
+        labels = jax.ShapeDtypeStruct((self.arch.batch_size,), jnp.int32)
+        return one_step, images, labels
+
+    def step_flops(self, state: optim.TrainState) -> float | None:
+        """XLA's FLOP count of one minibatch step of the real compiled epoch (`one_step`)."""
+        one_step, images, labels = self.one_step()
         return xla_flops(jax.jit(one_step), state, images, labels, jax.random.key(0))
 
 

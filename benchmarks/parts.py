@@ -18,7 +18,7 @@ import jax.extend.core
 import jax.numpy as jnp
 import optax
 
-from autoencoders import data, epoch, networks
+from autoencoders import data, networks
 from benchmarks import timing
 from benchmarks.architectures import Architecture
 from benchmarks.datasets import BenchData
@@ -67,9 +67,7 @@ def step_products(arch: Architecture, spec: data.DataSpec) -> list[Product] | No
     has convolutions that are not products (XLA's own: GPU, TPU, AUTOENCODERS_CONV_LOWERING=xla)."""
     jm = JaxModel.build(arch, spec, 1)
     state = jax.eval_shape(jm.make_state, jax.random.key(0))
-    one_step = epoch.make_train_epoch(jm.model, jm.tx, jm.model.config, 1, compiled=False)
-    images = jax.ShapeDtypeStruct((arch.batch_size, *jm.model.spec.shape), jnp.uint8)
-    labels = jax.ShapeDtypeStruct((arch.batch_size,), jnp.int32)
+    one_step, images, labels = jm.one_step()
     traced = jax.make_jaxpr(one_step)(state, images, labels, jax.random.key(0))
     if "conv_general_dilated" in set(_primitives(traced.jaxpr)):
         return None
@@ -146,11 +144,11 @@ def train_epoch_loop(arch: Architecture, bench: BenchData, steps: int) -> Callab
     jm = JaxModel.build(arch, bench.spec, steps)
     state = jm.init_state(jax.random.key(0))
     epoch_fn = jm.train_epoch(steps)
+    images, labels = bench.train.images, bench.train.labels
     calls = 0
 
     def call() -> None:
         nonlocal state, calls
-        images, labels = bench.train.images, bench.train.labels
         state, metrics = epoch_fn(state, images, labels, jax.random.key(calls))
         jax.block_until_ready((state, metrics))
         calls += 1

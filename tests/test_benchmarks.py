@@ -243,7 +243,7 @@ def test_benchmarks_import_without_tensorflow_clu_or_ml_collections():
 
 @pytest.mark.parametrize("name", ["mlp", "conv"])
 def test_step_products_are_the_training_steps_matrix_products(name, monkeypatch):
-    """The products `step_matmul_seconds` times are the step's own: forward, weight and input
+    """The products `step_matmul_loop` times are the step's own: forward, weight and input
     gradients of every layer, so their FLOPs are the analytic count less the first layer's input
     gradient (its input is data). Exactly, for an MLP; within 1% for the conv VAE, whose 'out'
     convolution is one product over the padded image (taps form, `conv.taps_matmul`). Under XLA's
