@@ -1,5 +1,7 @@
 """Test-session setup shared by every test module."""
 
+import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -15,6 +17,12 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 from autoencoders import threefry  # noqa: E402
 
+# TFDS makes an empty temporary directory (`tempfile.mkdtemp("tfds")`, DatasetInfo's
+# initialize_from_bucket) whenever it builds a dataset whose files are not on disk, as mock data
+# does, and never removes it: ~170 a run, in this process and in the subprocesses.
+_TFDS_LEFTOVERS = os.path.join(tempfile.gettempdir(), "tmp*tfds")
+_TFDS_LEFTOVERS_BEFORE = set(glob.glob(_TFDS_LEFTOVERS))
+
 
 def pytest_configure(config):
     # As the entry points do (experiments.cli.start, benchmarks.run): Threefry straight-line on CPU,
@@ -25,3 +33,6 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+    for path in set(glob.glob(_TFDS_LEFTOVERS)) - _TFDS_LEFTOVERS_BEFORE:
+        with contextlib.suppress(OSError):  # only if still empty
+            os.rmdir(path)
