@@ -294,12 +294,16 @@ def is_block_parts(
         return [jnp.sum((h * scale) @ w) for h, w in inputs]
 
     num_params = model.likelihood.num_params
-    logits = jax.random.normal(next(keys), (examples, samples, pixels, num_params))
+    # Pixels on the minor axis, as the decoder's product writes them, moved behind the parameter
+    # axis inside the part: held as (..., pixels, 1), the Bernoulli term alone took 6.4 ms a
+    # block against 2.7 (IWAE-paper VAE, 8 × 500), more than in the whole block.
+    logits = jax.random.normal(next(keys), (examples, samples, num_params, pixels))
     targets = x.reshape(examples, 1, pixels)
 
     def likelihood(inputs: Any, scale: jax.Array, key: jax.Array) -> jax.Array:
         logits, targets = inputs
-        return jnp.sum(model.likelihood.log_prob(logits * scale, targets), axis=-1)
+        per_pixel = jnp.moveaxis(logits * scale, -2, -1)  # (examples, samples, pixels, params)
+        return jnp.sum(model.likelihood.log_prob(per_pixel, targets), axis=-1)
 
     def draws(inputs: Any, scale: jax.Array, key: jax.Array) -> jax.Array:
         def one(k: jax.Array) -> jax.Array:
