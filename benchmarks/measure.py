@@ -45,6 +45,9 @@ class TrainResult:
     num_params: int
     loss: float  # mean training loss of the last repeat, nats per image
     xla_flops_per_step: float | None = None
+    # One more call of the timed compiled epoch, its state threaded on (JAX only): what
+    # `parts.step_split` times beside the step's parts, without compiling the epoch again.
+    call: Callable[[], None] | None = None
 
     @property
     def steps_per_s(self) -> float:
@@ -98,9 +101,10 @@ def time_compiled(
     split: data.Split,
     call_key: Callable[[int], jax.Array],
     repeats: int,
-) -> tuple[Measured, Any, Any]:
+) -> tuple[Measured, Any, Callable[[], None]]:
     """Compiles jitted(state, images, labels, key) ahead of time, calls it once (the first call,
     timed apart), then `repeats` timed calls; the (donated) state is threaded through them all.
+    Returns the timings, the last call's metrics, and the call itself (for more calls).
 
     A per-step epoch loop (`epoch.epoch_loop` 'steps': a Python function over a compiled step)
     has no ahead-of-time form: its compilation falls into the first call, and compile time is 0."""
@@ -121,7 +125,7 @@ def time_compiled(
 
     first_s = timing.seconds(call)
     times = timing.repeat_seconds(call, repeats)
-    return Measured(compile_s, first_s, times), state, metrics
+    return Measured(compile_s, first_s, times), metrics, call
 
 
 @dataclasses.dataclass
@@ -184,10 +188,10 @@ def bench_jax_training(
     flops = jm.step_flops(state)
     size = num_params(state.params)
     root = jax.random.key(1)
-    measured, state, metrics = time_compiled(
+    measured, metrics, call = time_compiled(
         jm.train_epoch(steps), state, bench.train, lambda c: jax.random.fold_in(root, c), repeats
     )
-    return TrainResult(measured, steps, size, float(metrics["loss"]), flops)
+    return TrainResult(measured, steps, size, float(metrics["loss"]), flops, call)
 
 
 def bench_torch_training(

@@ -138,24 +138,6 @@ def optimizer_step_loop(arch: Architecture, spec: data.DataSpec, steps: int) -> 
     return call
 
 
-def train_epoch_loop(arch: Architecture, bench: BenchData, steps: int) -> Callable[[], None]:
-    """A call of the real compiled training epoch (`epoch.make_train_epoch`) of `steps` steps,
-    its state threaded through the calls, as `measure.bench_jax_training` times it."""
-    jm = JaxModel.build(arch, bench.spec, steps)
-    state = jm.init_state(jax.random.key(0))
-    epoch_fn = jm.train_epoch(steps)
-    images, labels = bench.train.images, bench.train.labels
-    calls = 0
-
-    def call() -> None:
-        nonlocal state, calls
-        state, metrics = epoch_fn(state, images, labels, jax.random.key(calls))
-        jax.block_until_ready((state, metrics))
-        calls += 1
-
-    return call
-
-
 @dataclasses.dataclass(frozen=True)
 class StepSplit:
     """Seconds per step of a training step and of its parts alone, timed in turn (`step_split`)."""
@@ -166,15 +148,19 @@ class StepSplit:
     optimizer_s: float
 
 
-def step_split(arch: Architecture, bench: BenchData, steps: int, repeats: int) -> StepSplit:
+def step_split(
+    arch: Architecture,
+    bench: BenchData,
+    steps: int,
+    repeats: int,
+    train_epoch: Callable[[], None],
+) -> StepSplit:
     """A training step, its matrix products alone and its optimizer update alone, each `steps`
     steps in one jitted loop, timed in turn call by call (`timing.interleaved_best_seconds`), so
     that the CPU's clock, which drifts over seconds to minutes, is shared by all three; the best
-    of `repeats` rounds each."""
-    loops = {
-        "step": train_epoch_loop(arch, bench, steps),
-        "optimizer": optimizer_step_loop(arch, bench.spec, steps),
-    }
+    of `repeats` rounds each. `train_epoch` calls the real compiled epoch of `steps` steps
+    (`measure.bench_jax_training`'s `TrainResult.call`), its state threaded through the calls."""
+    loops = {"step": train_epoch, "optimizer": optimizer_step_loop(arch, bench.spec, steps)}
     matmuls = step_matmul_loop(arch, bench.spec, steps)
     if matmuls is not None:
         loops["matmuls"] = matmuls[0]

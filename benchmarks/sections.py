@@ -139,7 +139,7 @@ def run_training(run: Run) -> None:
         peak = run.measure_peak(f"{arch.title}, training")
         bench = data_for(arch, run.bench)
         jax_result = bench_jax_training(arch, bench, steps, args.repeats)
-        split = parts.step_split(arch, bench, steps, args.repeats)
+        split = parts.step_split(arch, bench, steps, args.repeats, jax_result.call)
         run.log(f"{name} JAX ({steps} steps)", jax_result.measured)
         torch_result = None
         compiled: TrainResult | str | None = None
