@@ -313,6 +313,17 @@ def labelled_subset(
     return np.sort(np.concatenate(chosen))
 
 
+def mean_input(split: Split, num_levels: int, dequantize: bool) -> np.ndarray:
+    """The mean model input over a split, (H, W, C) float32: the per-pixel E[preprocess(image)]
+    (a Bernoulli draw keeps the intensity's mean; dequantization adds half a level)."""
+    images = np.asarray(split.images)
+    if np.issubdtype(images.dtype, np.floating):
+        return images.mean(axis=0, dtype=np.float64).astype(np.float32)
+    levels = images.mean(axis=0, dtype=np.float64)
+    mean = (levels + 0.5) / num_levels if dequantize else levels / (num_levels - 1)
+    return mean.astype(np.float32)
+
+
 # ---------------------------------------------------------------------------------------------
 # Preprocessing (device side, inside jit)
 # ---------------------------------------------------------------------------------------------

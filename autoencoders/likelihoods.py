@@ -17,6 +17,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
@@ -130,10 +131,28 @@ class Likelihood:
     def sample(self, rng: Array, params: Array) -> Array:
         raise NotImplementedError
 
+    def params_at_mean(self, mean: np.ndarray) -> np.ndarray:
+        """Parameters (..., num_params) whose mean is `mean` (...), the others 0 as a zero output
+        bias leaves them: the decoder's output bias under config.network.output_bias='data_mean'."""
+        raise ValueError(
+            f"config.network.output_bias='data_mean' with config.likelihood.name={self.name!r}: "
+            f"must be one of {', '.join(MEAN_INVERTIBLE)}, or output_bias='zeros'."
+        )
+
+    def _first_param(self, value: np.ndarray) -> np.ndarray:
+        out = np.zeros((*value.shape, self.num_params), np.float32)
+        out[..., 0] = value
+        return out
+
 
 @dataclasses.dataclass(frozen=True)
 class Bernoulli(Likelihood):
     name = "bernoulli"
+
+    def params_at_mean(self, mean: np.ndarray) -> np.ndarray:
+        # Clipped as Burda et al.'s code does: pixels that are always 0 in the data get logit −6.9.
+        p = np.clip(mean, 1e-3, 1 - 1e-3)
+        return self._first_param(np.log(p) - np.log1p(-p))
 
     def log_prob(self, params: Array, x: Array) -> Array:
         return bernoulli_log_prob(params[..., 0], x)
@@ -189,6 +208,9 @@ class Gaussian(Likelihood):
     def mean(self, params: Array) -> Array:
         return params[..., 0]
 
+    def params_at_mean(self, mean: np.ndarray) -> np.ndarray:
+        return self._first_param(mean)
+
     def sample(self, rng: Array, params: Array) -> Array:
         noise = jax.random.normal(rng, params.shape[:-1])
         return self.mean(params) + jnp.exp(self.log_scale(params)) * noise
@@ -214,6 +236,9 @@ class DiscretizedLogistic(Likelihood):
     def mean(self, params: Array) -> Array:
         return jnp.clip(params[..., 0], 0.0, 1.0)
 
+    def params_at_mean(self, mean: np.ndarray) -> np.ndarray:
+        return self._first_param(mean)
+
     def sample(self, rng: Array, params: Array) -> Array:
         u = jax.random.uniform(rng, params.shape[:-1], minval=1e-5, maxval=1 - 1e-5)
         x = params[..., 0] + jnp.exp(self._log_scale(params)) * (jnp.log(u) - jnp.log1p(-u))
@@ -222,6 +247,8 @@ class DiscretizedLogistic(Likelihood):
 
 
 NAMES = ("bernoulli", "continuous_bernoulli", "gaussian", "discretized_logistic")
+# Those with `params_at_mean` (a continuous Bernoulli's mean has no closed-form inverse).
+MEAN_INVERTIBLE = ("bernoulli", "gaussian", "discretized_logistic")
 
 
 @dataclasses.dataclass(frozen=True)

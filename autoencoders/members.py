@@ -26,6 +26,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from autoencoders import checkpoints, epoch, models, optim, parallel, sweeps
 from autoencoders import workdir as workdirs
@@ -135,8 +136,11 @@ class Program:
     eval_key: Array
 
 
-def program(config, spec, steps_per_epoch: int, example, context, salts) -> Program:
-    """Vmapped init, epoch and evaluation of every member (`salts`: init, train, eval)."""
+def program(
+    config, spec, steps_per_epoch: int, example, context, salts, x_mean: np.ndarray | None = None
+) -> Program:
+    """Vmapped init, epoch and evaluation of every member (`salts`: init, train, eval); each
+    member's decoder starts at `x_mean` where given (`Model.start_at_data_mean`)."""
     members = sweeps.vmap_members(config.get("vmap"))
     mesh = member_mesh(config, len(members))
     num_epochs = config.train.num_epochs
@@ -153,7 +157,8 @@ def program(config, spec, steps_per_epoch: int, example, context, salts) -> Prog
 
     def init(root, hp):
         _, model, tx = build(hp)
-        return model.init_state(jax.random.fold_in(root, salts[0]), example, tx)
+        state = model.init_state(jax.random.fold_in(root, salts[0]), example, tx)
+        return state if x_mean is None else model.start_at_data_mean(state, x_mean)
 
     def train_epoch(state, images, labels, key, hp):
         traced, model, tx = build(hp)

@@ -27,6 +27,10 @@ ACTIVATIONS = {
     "leaky_relu": nn.leaky_relu,
 }
 KINDS = ("mlp", "conv")
+# The decoder's output bias at initialisation: zeros (Flax's default), or the likelihood
+# parameters of the training inputs' mean image, so that the decoder starts at the data's
+# per-pixel marginal (Burda et al. 2016's code; `models.base.Model.start_at_data_mean`).
+OUTPUT_BIASES = ("zeros", "data_mean")
 NHWC = ("NHWC", "HWIO", "NHWC")  # flax nn.Conv's layouts
 
 
@@ -203,6 +207,18 @@ def check_config(network_cfg, image_shape: Sequence[int]) -> None:
         )
     if any(int(w) <= 0 for w in network_cfg.hidden):
         raise ValueError(f"config.network.hidden={tuple(network_cfg.hidden)}: widths must be > 0.")
+    output_bias = network_cfg.get("output_bias", "zeros")
+    if output_bias not in OUTPUT_BIASES:
+        raise ValueError(
+            f"config.network.output_bias={output_bias!r}: must be one of "
+            f"{', '.join(OUTPUT_BIASES)}."
+        )
+    if output_bias == "data_mean" and (network_cfg.kind != "mlp" or network_cfg.get("tied", False)):
+        raise ValueError(
+            "config.network.output_bias='data_mean' needs kind='mlp' and tied=False (a decoder "
+            f"with one output bias per pixel); got kind={network_cfg.kind!r}, "
+            f"tied={network_cfg.get('tied', False)}."
+        )
     if network_cfg.get("tied", False) and network_cfg.kind != "mlp":
         raise ValueError(
             f"config.network.tied=True needs kind='mlp' (got {network_cfg.kind!r}): only dense "

@@ -94,7 +94,10 @@ def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
     spec = data.describe(config.data)
     likelihoods.check_compatible(config.likelihood, spec.kind, spec.num_levels)
     networks.check_config(config.network, spec.shape)
-    outputs = likelihoods.make(config.likelihood, spec.num_levels).num_params
+    likelihood = likelihoods.make(config.likelihood, spec.num_levels)
+    outputs = likelihood.num_params
+    if config.network.get("output_bias", "zeros") == "data_mean":
+        likelihood.params_at_mean(np.full(spec.shape, 0.5))  # a clear error where it has none
     networks.check_tied(config.network, config.model.family, family.encoder_outputs_code, outputs)
     return spec
 
@@ -112,6 +115,9 @@ class Setup:
     context: Any  # the family's `training_context` (M2's labelled subset), usually None
     mesh: parallel.Mesh | None  # data parallelism over all devices (None: one device)
     streamed: bool  # the splits stay in host memory, sent a minibatch at a time
+    # The training inputs' mean image (H, W, C) where `config.network.output_bias='data_mean'`
+    # starts the decoder at it (`Model.start_at_data_mean`); None otherwise.
+    x_mean: np.ndarray | None = None
 
 
 def setup(config, data_parallel: bool = True) -> Setup:
@@ -133,6 +139,9 @@ def setup(config, data_parallel: bool = True) -> Setup:
     if streamed:
         _check_streamable(config, model)
     context = model.training_context(np.asarray(dataset.train.labels), config.data.split_seed)
+    x_mean = None
+    if config.network.get("output_bias", "zeros") == "data_mean":
+        x_mean = data.mean_input(dataset.train, dataset.spec.num_levels, config.data.dequantize)
     return Setup(
         model=model,
         tx=optim.make(config.optimizer, steps_per_epoch, config.train.num_epochs),
@@ -146,6 +155,7 @@ def setup(config, data_parallel: bool = True) -> Setup:
         context=context,
         mesh=mesh,
         streamed=streamed,
+        x_mean=x_mean,
     )
 
 
@@ -200,13 +210,15 @@ def train_and_evaluate(
         if vmapped:  # several settings as one vmapped program, each with its own directory
             salts = (_INIT, _TRAIN, _EVAL)
             program = members.program(
-                config, model.spec, run.steps_per_epoch, run.example, run.context, salts
+                config, model.spec, run.steps_per_epoch, run.example, run.context, salts, run.x_mean
             )
             state, train_epoch, evaluate = program.state, program.train_epoch, program.evaluate
             train_key, eval_key = program.train_key, program.eval_key
             out = members.MemberDirs(workdir, config)
         else:
             state = model.init_state(jax.random.fold_in(root, _INIT), run.example, run.tx)
+            if run.x_mean is not None:
+                state = model.start_at_data_mean(state, run.x_mean)
             state = parallel.replicate(state, run.mesh)  # restored checkpoints land replicated too
             train_epoch = epoch.make_train_epoch(
                 model, run.tx, config, run.steps_per_epoch, run.context, run.mesh,

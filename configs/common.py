@@ -91,6 +91,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Tied weights: the decoder reuses the encoder's kernels transposed (Vincent et al. 2008,
     # Rifai et al. 2011) and owns only its biases; mlp networks, deterministic-code families.
     c.network.tied = False
+    # The decoder's output bias at initialisation: zeros | data_mean (the likelihood parameters of
+    # the training inputs' mean image; mlp networks, untied).
+    c.network.output_bias = "zeros"
 
     c.data = ml_collections.ConfigDict()
     # Any TFDS image dataset, 'digits' (embedded), 'frey_face' (data.LOCAL_DATASETS), or files:

@@ -45,6 +45,9 @@ def get_config(arg: str | None = None):
     config.network.kind = arg.net
     config.network.hidden = (200, 200)
     config.network.activation = "tanh"
+    # As in Burda et al.'s code, the decoder starts at the training images' mean intensities
+    # (the logits of the per-pixel marginal); it matters most for the two-layer model (hvae.py).
+    config.network.output_bias = "data_mean" if arg.net == "mlp" else "zeros"
     config.optimizer.eps = 1e-4
     config.optimizer.schedule = "iwae_stages"
     config.train.batch_size = 20

@@ -114,3 +114,28 @@ def test_compatibility_rules():
         likelihoods.check_compatible(_cfg(name="discretized_logistic"), "dequantized", 256)
     with pytest.raises(ValueError, match="must be one of"):
         likelihoods.check_compatible(_cfg(name="poisson"), "grey", 256)
+
+
+@pytest.mark.parametrize(
+    "likelihood",
+    [
+        likelihoods.Bernoulli(),
+        likelihoods.Gaussian(sigma=0.1),
+        likelihoods.Gaussian(learn_sigma=True),
+        likelihoods.DiscretizedLogistic(),
+    ],
+)
+def test_params_at_mean_have_that_mean(likelihood):
+    """The data-mean output bias (`network.output_bias='data_mean'`) starts each pixel's
+    likelihood at the data's mean, clipped to [0.001, 0.999] for the Bernoulli."""
+    mean = np.array([[0.0, 0.0005, 0.2], [0.5, 0.9, 1.0]], np.float32)
+    params = likelihood.params_at_mean(mean)
+    assert params.shape == (2, 3, likelihood.num_params)
+    expected = np.clip(mean, 1e-3, 1 - 1e-3) if likelihood.name == "bernoulli" else mean
+    np.testing.assert_allclose(likelihood.mean(jnp.asarray(params)), expected, rtol=1e-5)
+    np.testing.assert_array_equal(params[..., 1:], 0.0)  # the scales as a zero bias leaves them
+
+
+def test_params_at_mean_refused_where_the_mean_has_no_inverse():
+    with pytest.raises(ValueError, match="output_bias='data_mean'.*'continuous_bernoulli'"):
+        likelihoods.ContinuousBernoulli().params_at_mean(np.full((2,), 0.3))

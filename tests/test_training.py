@@ -214,6 +214,15 @@ def test_a_workdir_in_use_is_refused_and_released_after(vae_run):
             "integer grey",
         ),
         ({"data.binarization": "dynamic", "data.dequantize": True}, "dequantize grey levels"),
+        ({"network.output_bias": "ones"}, "config.network.output_bias='ones': must be one of"),
+        (
+            {"network.output_bias": "data_mean", "network.kind": "conv"},
+            "output_bias='data_mean' needs kind='mlp'",
+        ),
+        (
+            {"network.output_bias": "data_mean", "likelihood.name": "continuous_bernoulli"},
+            "likelihood.name='continuous_bernoulli': must be one of bernoulli",
+        ),
     ],
 )
 def test_config_errors_are_clear_and_early(overrides, message):
@@ -241,3 +250,27 @@ def test_step_loop_epoch_equals_scanned_epoch(tmp_path, monkeypatch):
     ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
     assert finals["scan"]["test/neg_elbo"] == pytest.approx(finals["steps"]["test/neg_elbo"], 1e-4)
+
+
+@pytest.mark.parametrize("vmapped", [False, True])
+def test_output_bias_data_mean_starts_the_decoder_at_the_data_marginal(tmp_path, vmapped):
+    """network.output_bias='data_mean': the decoder's output bias starts at the logits of the
+    training images' mean intensities (clipped to [0.001, 0.999]), as in Burda et al.'s code; a
+    learning rate of 1e-12 keeps it there through the epoch that writes the checkpoint."""
+    overrides = {
+        "network.output_bias": "data_mean",
+        "optimizer.learning_rate": 1e-12,
+        "train.num_epochs": 1,
+    }
+    if vmapped:
+        overrides["vmap"] = {"seed": (0, 1)}
+    config = tiny_config("vae", **overrides)
+    training.train_and_evaluate(config, str(tmp_path))
+    dirs = workdirs.result_dirs(workdirs.config_json(config), str(tmp_path))
+    assert len(dirs) == (2 if vmapped else 1)
+    dataset = data.load(config.data)
+    intensity = np.asarray(dataset.train.images, np.float64).mean(0) / (dataset.spec.num_levels - 1)
+    p = np.clip(intensity, 1e-3, 1 - 1e-3).reshape(-1)
+    for workdir in dirs:
+        bias = workdirs.restore_params(workdir)[2]["decoder"]["params"]["out"]["bias"]
+        np.testing.assert_allclose(np.asarray(bias), np.log(p / (1 - p)), rtol=1e-4, atol=1e-4)

@@ -263,6 +263,17 @@ class Model:
     def init_state(self, rng: Array, batch: Batch, tx: optax.GradientTransformation) -> Any:
         return optim.TrainState.create(self.init(rng, batch), tx)
 
+    def start_at_data_mean(self, state: Any, x_mean: np.ndarray) -> Any:
+        """`state` with the decoder's output bias at the likelihood parameters of the training
+        inputs' mean image `x_mean` (H, W, C), for `config.network.output_bias='data_mean'`: the
+        decoder then starts at the data's per-pixel marginal, as in Burda et al.'s code."""
+        decoder = state.params["decoder"]
+        out = decoder["params"]["out"]
+        bias = self.likelihood.params_at_mean(np.asarray(x_mean)).reshape(out["bias"].shape)
+        out = {**out, "bias": jnp.asarray(bias, out["bias"].dtype)}
+        decoder = {**decoder, "params": {**decoder["params"], "out": out}}
+        return state.replace(params={**state.params, "decoder": decoder})
+
     def train_step(self, state: Any, batch: Batch, rng: Array, tx: optax.GradientTransformation):
         """A `multi_phase` family's update: (new state, batch metrics)."""
         raise NotImplementedError(f"{type(self).__name__} is not multi_phase.")
