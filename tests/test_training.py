@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 from autoencoders import checkpoints, data, epoch, metrics, models, optim, training
 from autoencoders import workdir as workdirs
 from tests.helpers import assert_resume_matches, tiny_config
+from tests.test_aae import AAE
 
 
 @pytest.fixture(scope="session")
@@ -252,19 +253,24 @@ def test_step_loop_epoch_equals_scanned_epoch(tmp_path, monkeypatch):
     assert finals["scan"]["test/neg_elbo"] == pytest.approx(finals["steps"]["test/neg_elbo"], 1e-4)
 
 
-@pytest.mark.parametrize("vmapped", [False, True])
-def test_output_bias_data_mean_starts_the_decoder_at_the_data_marginal(tmp_path, vmapped):
+@pytest.mark.parametrize(
+    "family, fields, vmapped", [("vae", {}, False), ("vae", {}, True), ("aae", AAE, False)]
+)
+def test_output_bias_data_mean_starts_the_decoder_at_the_data_marginal(
+    tmp_path, family, fields, vmapped
+):
     """network.output_bias='data_mean': the decoder's output bias starts at the logits of the
     training images' mean intensities (clipped to [0.001, 0.999]), as in Burda et al.'s code; a
     learning rate of 1e-12 keeps it there through the epoch that writes the checkpoint."""
     overrides = {
+        **fields,
         "network.output_bias": "data_mean",
         "optimizer.learning_rate": 1e-12,
         "train.num_epochs": 1,
     }
     if vmapped:
         overrides["vmap"] = {"seed": (0, 1)}
-    config = tiny_config("vae", **overrides)
+    config = tiny_config(family, **overrides)  # aae: its own state, one optimizer per phase
     training.train_and_evaluate(config, str(tmp_path))
     dirs = workdirs.result_dirs(workdirs.config_json(config), str(tmp_path))
     assert len(dirs) == (2 if vmapped else 1)
