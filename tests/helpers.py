@@ -46,6 +46,16 @@ requires_shared_data = pytest.mark.skipif(
 )
 
 
+# The adversarial autoencoder's own config.model fields, for tiny_config('aae', **AAE).
+AAE = {
+    "model.prior": "mixture",
+    "model.conditional": False,
+    "model.disc_hidden": (64, 64),
+    "model.disc_learning_rate_factor": 1.0,
+    "model.generator_steps": 1,
+}
+
+
 def tiny_config(family: str = "vae", likelihood: str = "bernoulli", **overrides):
     """A seconds-long run on the embedded 8×8 digits. `overrides`: dotted keys -> values."""
     config = common.base_config()

@@ -6,17 +6,10 @@ import numpy as np
 import pytest
 
 from autoencoders import data, epoch, metrics, models, optim, training
-from tests.helpers import assert_resume_matches, tiny_config
+from tests.helpers import AAE, assert_resume_matches, tiny_config
 
 # At this tiny size the lecture's slower discriminator (lr / 5) and two generator steps make the
 # codes chase the discriminator around the circle; equal rates settle in a few epochs.
-AAE = {
-    "model.prior": "mixture",
-    "model.conditional": False,
-    "model.disc_hidden": (64, 64),
-    "model.disc_learning_rate_factor": 1.0,
-    "model.generator_steps": 1,
-}
 
 
 def mmd(a: np.ndarray, b: np.ndarray, bandwidth: float = 0.5) -> float:

@@ -11,8 +11,7 @@ import tensorflow_datasets as tfds
 
 from autoencoders import checkpoints, data, epoch, metrics, models, optim, training
 from autoencoders import workdir as workdirs
-from tests.helpers import assert_resume_matches, tiny_config
-from tests.test_aae import AAE
+from tests.helpers import AAE, assert_resume_matches, tiny_config
 
 
 @pytest.fixture(scope="session")
