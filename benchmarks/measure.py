@@ -9,7 +9,7 @@ import dataclasses
 import functools
 import os
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -45,9 +45,10 @@ class TrainResult:
     num_params: int
     loss: float  # mean training loss of the last repeat, nats per image
     xla_flops_per_step: float | None = None
-    # One more call of the timed compiled epoch, its state threaded on (JAX only): what
-    # `parts.step_split` times beside the step's parts, without compiling the epoch again.
-    call: Callable[[], None] | None = None
+    # One more timed repeat (`steps` steps), its state threaded on: what `time_in_turn` times
+    # beside the other framework's, and `parts.step_split` beside the step's parts (JAX), without
+    # compiling again. Returns that repeat's loss.
+    call: Callable[[], float] | None = None
 
     @property
     def steps_per_s(self) -> float:
@@ -117,11 +118,12 @@ def time_compiled(
     compile_s = timing.seconds(compile_it) if hasattr(jitted, "lower") else 0.0
     calls, metrics = 0, None
 
-    def call() -> None:
+    def call() -> float:
         nonlocal state, metrics, calls
         state, metrics = compiled(state, split.images, split.labels, call_key(calls))
         jax.block_until_ready((state, metrics))
         calls += 1
+        return float(metrics["loss"])
 
     first_s = timing.seconds(call)
     times = timing.repeat_seconds(call, repeats)
@@ -209,9 +211,31 @@ def bench_torch_training(
     trainer = torch_reference.TorchTrainer(arch, np.asarray(bench.train.images), compiled=compiled)
     first_s = timing.seconds(lambda: trainer.train_steps(1)) if compiled else None
     warmup_s = timing.seconds(lambda: trainer.train_steps(warmup_steps))
-    losses: list[float] = []
+    losses = [float("nan")]
     times = timing.repeat_seconds(lambda: losses.append(trainer.train_steps(steps)), repeats)
-    return TrainResult(Measured(warmup_s, first_s, times), steps, trainer.num_params(), losses[-1])
+    return TrainResult(
+        Measured(warmup_s, first_s, times), steps, trainer.num_params(), losses[-1],
+        call=lambda: float(trainer.train_steps(steps)),
+    )  # fmt: skip
+
+
+def time_in_turn(results: Mapping[str, TrainResult], repeats: int) -> None:
+    """Times `repeats` more repeats of each result's `call` in rounds that run every one in turn
+    (`timing.interleaved_seconds`), and makes them the results' timed repeats and last loss: the
+    frameworks compared in one table then share the machine's drift. The results come from the
+    `bench_*_training` functions with 0 repeats (compiled and warmed up)."""
+    losses: dict[str, float] = {}
+
+    def keeping_loss(name: str) -> Callable[[], None]:
+        def call() -> None:
+            losses[name] = results[name].call()
+
+        return call
+
+    times = timing.interleaved_seconds({name: keeping_loss(name) for name in results}, repeats)
+    for name, result in results.items():
+        result.measured.repeat_s = times[name]
+        result.loss = losses[name]
 
 
 def torch_compile_unavailable() -> str | None:

@@ -223,7 +223,10 @@ def run_benchmarks(args: Settings, command_flags: Sequence[str] = ()) -> str:
         contention,
     ]
     method = [
-        "Both frameworks run in this one process, one after the other, on the same uint8 data.",
+        "Both frameworks run in this one process on the same uint8 data. In training, each "
+        "model's JAX epoch, PyTorch eager and torch.compile are compiled and warmed up first, "
+        "then timed in turn, one repeat of each per round, so that the ratios share the "
+        "machine's drift over the minutes a model takes (`measure.time_in_turn`).",
         "JAX programs are compiled ahead of time (`.lower().compile()`) and called once before "
         "timing; the state they return is fed to the next call (it is donated). Each timed call "
         "ends with `jax.block_until_ready`. PyTorch on CPU is synchronous; it runs "

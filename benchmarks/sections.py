@@ -28,6 +28,7 @@ from benchmarks.measure import (
     bench_vmapped_members,
     chosen_flops,
     jax_matmul_gflops,
+    time_in_turn,
 )
 from benchmarks.targets import TRAIN_TARGETS, Target, is_eval_target
 
@@ -138,24 +139,24 @@ def run_training(run: Run) -> None:
         steps = run.steps_for(arch)
         peak = run.measure_peak(f"{arch.title}, training")
         bench = data_for(arch, run.bench)
-        jax_result = bench_jax_training(arch, bench, steps, args.repeats)
-        split = parts.step_split(arch, bench, steps, args.repeats, jax_result.call)
-        run.log(f"{name} JAX ({steps} steps)", jax_result.measured)
+        # Each framework compiles and warms up, then their timed repeats run in turn.
+        jax_result = bench_jax_training(arch, bench, steps, 0)
+        timed = {"JAX": jax_result}
         torch_result = None
         compiled: TrainResult | str | None = None
         if run.torch_threads is not None:
-            torch_result = bench_torch_training(
-                arch, bench, steps, args.repeats, args.torch_warmup_steps
-            )
-            run.log(f"{name} PyTorch ({steps} steps)", torch_result.measured)
+            torch_result = bench_torch_training(arch, bench, steps, 0, args.torch_warmup_steps)
+            timed["PyTorch"] = torch_result
             if not args.no_torch_compile:
-                compiled = bench_torch_compiled(
-                    arch, bench, steps, args.repeats, args.torch_warmup_steps
-                )
+                compiled = bench_torch_compiled(arch, bench, steps, 0, args.torch_warmup_steps)
                 if isinstance(compiled, str):
                     run.raw.append(f"{name} torch.compile: {compiled}")
                 else:
-                    run.log(f"{name} torch.compile ({steps} steps)", compiled.measured)
+                    timed["torch.compile"] = compiled
+        time_in_turn(timed, args.repeats)
+        for framework, result in timed.items():
+            run.log(f"{name} {framework} ({steps} steps)", result.measured)
+        split = parts.step_split(arch, bench, steps, args.repeats, jax_result.call)
         if bench is not run.bench:
             other_data.append(f"{arch.title}: {bench.description}")
         compiled_ok = compiled if isinstance(compiled, TrainResult) else None
@@ -210,7 +211,8 @@ def run_training(run: Run) -> None:
         run.targets += [(t, measured[key]) for key, t in TRAIN_TARGETS.get(name, {}).items()]
     throughput.notes += [
         f"median of {args.repeats} repeats; each repeat runs `steps` optimizer steps; "
-        "examples/s = steps/s × batch",
+        "examples/s = steps/s × batch; a model's JAX, PyTorch and torch.compile repeats run in "
+        "turn, one of each per round",
         "JAX: one call of the compiled `epoch.make_train_epoch` per repeat (on-device "
         "shuffling, dynamic binarization, Adam, all steps in one lax.scan; convolutions: "
         f"{conv_note()}); PyTorch: "

@@ -32,11 +32,19 @@ def interleaved_best_seconds(
     call every one in turn: programs compared with each other then share the clock's drift."""
     for fn in fns.values():
         fn()
+    return {name: min(t) for name, t in interleaved_seconds(fns, repeats).items()}
+
+
+def interleaved_seconds(
+    fns: Mapping[str, Callable[[], Any]], repeats: int
+) -> dict[str, list[float]]:
+    """The seconds of `repeats` calls of each of `fns`, in rounds that call every one in turn
+    (no warm-up), so that their timings share the machine's drift over the minutes they take."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             times[name].append(seconds(fn))
-    return {name: min(t) for name, t in times.items()}
+    return times
 
 
 def best_matmul_gflops(matmul: Callable[[], Any], size: int, repeats: int) -> float:

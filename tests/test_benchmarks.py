@@ -292,6 +292,25 @@ def test_step_split_times_a_conv_step_and_its_products():
     assert split.matmul_flops == sum(p.flops for p in parts.step_products(arch, bench.spec))
 
 
+def test_time_in_turn_times_the_frameworks_round_by_round():
+    """Each round calls every result once, in turn; the results get those seconds and the last
+    call's loss, replacing what their own (here: no) repeats left."""
+    calls: list[str] = []
+
+    def result(name: str) -> measure.TrainResult:
+        def call() -> float:
+            calls.append(name)
+            return float(len(calls))
+
+        return measure.TrainResult(measure.Measured(0.0, None, []), 3, 1, float("nan"), call=call)
+
+    results = {"jax": result("jax"), "torch": result("torch")}
+    measure.time_in_turn(results, 3)
+    assert calls == ["jax", "torch"] * 3
+    assert [len(r.measured.repeat_s) for r in results.values()] == [3, 3]
+    assert results["jax"].loss == 5.0 and results["torch"].loss == 6.0
+
+
 def test_interleaved_best_seconds_calls_each_in_turn():
     calls = []
     best = timing.interleaved_best_seconds(
