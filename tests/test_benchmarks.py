@@ -292,6 +292,16 @@ def test_step_split_times_a_conv_step_and_its_products():
     assert split.matmul_flops == sum(p.flops for p in parts.step_products(arch, bench.spec))
 
 
+def test_vmapped_members_are_timed_for_each_size():
+    arch = dataclasses.replace(
+        ARCHITECTURES["iwae"], hidden=(8,), latent_dim=2, image_shape=(8, 8, 1), batch_size=4
+    )
+    bench = datasets.synthetic_data(arch.image_shape, 8, 4, "test")
+    results, flops = measure.bench_vmapped_members(arch, bench, steps=2, repeats=2, sizes=(1, 2))
+    assert sorted(results) == [1, 2] and flops and flops > 0
+    assert all(len(m.repeat_s) == 2 and min(m.repeat_s) > 0 for m in results.values())
+
+
 def test_time_in_turn_times_the_frameworks_round_by_round():
     """Each round calls every result once, in turn; the results get those seconds and the last
     call's loss, replacing what their own (here: no) repeats left."""
