@@ -200,21 +200,19 @@ def bench_torch_training(
     arch: Architecture,
     bench: BenchData,
     steps: int,
-    repeats: int,
     warmup_steps: int,
     compiled: bool = False,
 ) -> TrainResult:
-    """The PyTorch reference, eager or (`compiled`) with its loss through torch.compile: then the
-    first step compiles, timed apart as `first_call_s`, before the warm-up steps."""
+    """The PyTorch reference, eager or (`compiled`) with its loss through torch.compile (then the
+    first step compiles, timed apart as `first_call_s`), after its warm-up steps: no repeats and
+    no loss yet; `time_in_turn` times its `call` beside JAX's."""
     from benchmarks import torch_reference
 
     trainer = torch_reference.TorchTrainer(arch, np.asarray(bench.train.images), compiled=compiled)
     first_s = timing.seconds(lambda: trainer.train_steps(1)) if compiled else None
     warmup_s = timing.seconds(lambda: trainer.train_steps(warmup_steps))
-    losses = [float("nan")]
-    times = timing.repeat_seconds(lambda: losses.append(trainer.train_steps(steps)), repeats)
     return TrainResult(
-        Measured(warmup_s, first_s, times), steps, trainer.num_params(), losses[-1],
+        Measured(warmup_s, first_s, []), steps, trainer.num_params(), float("nan"),
         call=lambda: float(trainer.train_steps(steps)),
     )  # fmt: skip
 
@@ -222,8 +220,8 @@ def bench_torch_training(
 def time_in_turn(results: Mapping[str, TrainResult], repeats: int) -> None:
     """Times `repeats` more repeats of each result's `call` in rounds that run every one in turn
     (`timing.interleaved_seconds`), and makes them the results' timed repeats and last loss: the
-    frameworks compared in one table then share the machine's drift. The results come from the
-    `bench_*_training` functions with 0 repeats (compiled and warmed up)."""
+    frameworks compared in one table then share the machine's drift. The results come compiled and
+    warmed up from `bench_jax_training` (0 repeats) and `bench_torch_training`."""
     losses: dict[str, float] = {}
 
     def keeping_loss(name: str) -> Callable[[], None]:
@@ -249,13 +247,14 @@ def torch_compile_unavailable() -> str | None:
 
 
 def bench_torch_compiled(
-    arch: Architecture, bench: BenchData, steps: int, repeats: int, warmup_steps: int
+    arch: Architecture, bench: BenchData, steps: int, warmup_steps: int
 ) -> TrainResult | str:
-    """torch.compile's timing, or why it did not run: 'unavailable: <reason>'."""
+    """torch.compile's trainer, compiled and warmed up, or why it did not run:
+    'unavailable: <reason>'."""
     reason = torch_compile_unavailable()
     if reason is None:
         try:
-            return bench_torch_training(arch, bench, steps, repeats, warmup_steps, compiled=True)
+            return bench_torch_training(arch, bench, steps, warmup_steps, compiled=True)
         except Exception as e:  # a failed compilation is a result of the benchmark, not a crash
             reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:160]}"
     return f"unavailable: {reason}"

@@ -145,10 +145,10 @@ def run_training(run: Run) -> None:
         torch_result = None
         compiled: TrainResult | str | None = None
         if run.torch_threads is not None:
-            torch_result = bench_torch_training(arch, bench, steps, 0, args.torch_warmup_steps)
+            torch_result = bench_torch_training(arch, bench, steps, args.torch_warmup_steps)
             timed["PyTorch"] = torch_result
             if not args.no_torch_compile:
-                compiled = bench_torch_compiled(arch, bench, steps, 0, args.torch_warmup_steps)
+                compiled = bench_torch_compiled(arch, bench, steps, args.torch_warmup_steps)
                 if isinstance(compiled, str):
                     run.raw.append(f"{name} torch.compile: {compiled}")
                 else:

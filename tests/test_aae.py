@@ -8,9 +8,6 @@ import pytest
 from autoencoders import data, epoch, metrics, models, optim, training
 from tests.helpers import AAE, assert_resume_matches, tiny_config
 
-# At this tiny size the lecture's slower discriminator (lr / 5) and two generator steps make the
-# codes chase the discriminator around the circle; equal rates settle in a few epochs.
-
 
 def mmd(a: np.ndarray, b: np.ndarray, bandwidth: float = 0.5) -> float:
     """Squared maximum mean discrepancy with a Gaussian kernel (biased V-statistic)."""
