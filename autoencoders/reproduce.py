@@ -245,6 +245,25 @@ def evaluate(ctx: Context, say: Callable[[str], None] = print) -> list[str]:
     return missing
 
 
+def measure_workdirs(name: str, budget: str, workdirs_to_measure: Sequence[str]) -> list[str]:
+    """Applies reproduction `name`'s per-run measure to other runs' directories (a run trained
+    with other settings, or a vmapped member, <workdir>/members/<member>): one line per number,
+    'workdir: name value ± stderr (unit)'. Writes nothing: how a fork checks a variant the
+    reproduction's way before it changes the declaration."""
+    rep = load(name, budget)
+    if rep.measure is None:
+        raise ValueError(f"reproduction {name!r} declares no per-run measure.")
+    for workdir in workdirs_to_measure:  # every directory checked before the first is measured
+        if not os.path.exists(os.path.join(workdir, workdirs.CONFIG_FILE)):
+            raise ValueError(f"--measure={workdir}: no {workdirs.CONFIG_FILE} there (not a run).")
+    lines = []
+    for workdir in workdirs_to_measure:
+        values = rep.measure(evaluation.load_run(workdir))
+        for key, value in values.items():
+            lines.append(f"{workdir}: {key} {ledger.number(value)} ({value.get('unit', '')})")
+    return lines
+
+
 def training_seconds(run: sweeps.Run) -> float:
     """Seconds spent training, from metrics.jsonl: each (re)start to its last row, summed."""
     path = os.path.join(run.workdir, workdirs.METRICS_FILE)

@@ -2,6 +2,7 @@
 
   python -m experiments.reproduce NAME [--budget=tiny|cpu|paper] [--dry_run] [--workers=2]
       [--root=runs/reproductions] [--docs_dir=docs]
+  python -m experiments.reproduce NAME --measure=WORKDIR [--measure=WORKDIR ...]
 
 NAME is a file of configs/reproductions/ (its docstring gives the command and the result to
 expect). The runs train under `<root>/NAME/<budget>/` through the sweep machinery (finished runs
@@ -10,6 +11,10 @@ another); each finished run is evaluated and measured once; the page is
 `<docs_dir>/reproductions/NAME.md` with its figure, and its row of `<docs_dir>/reproductions.md`
 is replaced. `--dry_run` prints the runs, their commands and status, what is evaluated and the
 rows, and trains nothing. Exits non-zero if any run failed.
+
+`--measure=WORKDIR` applies NAME's per-run measure (e.g. dae_cae_features' fine-tuned classifier)
+to a run trained outside the reproduction, or to a vmapped member (`WORKDIR/members/<member>`),
+and prints its numbers: how to try a variant the reproduction's way. It trains and writes nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ _BUDGET = flags.DEFINE_enum(
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the runs and what is evaluated; run none.")
 _ROOT = flags.DEFINE_string("root", "runs/reproductions", "Run directories go under here.")
 _DOCS_DIR = flags.DEFINE_string("docs_dir", "docs", "reproductions.md and reproductions/ go here.")
+_MEASURE = flags.DEFINE_multi_string(
+    "measure", [], "Print NAME's per-run measures of these run directories; train nothing."
+)
 _WORKERS = flags.DEFINE_integer(
     "workers", 1, "Runs trained at once (0: in this process, one after another).", lower_bound=0
 )
@@ -58,6 +66,10 @@ def main(argv: list[str]) -> None:
     if name not in reproduce.available():
         names = ", ".join(reproduce.available())
         raise ValueError(f"no reproduction {name!r} in {reproduce.CONFIG_DIR}; declared: {names}.")
+    if _MEASURE.value:
+        for line in reproduce.measure_workdirs(name, _BUDGET.value, _MEASURE.value):
+            print(line)
+        return
     if not _DRY_RUN.value:
         cli.check_writable_dir("root", _ROOT.value)
         cli.check_writable_dir("docs_dir", _DOCS_DIR.value)

@@ -6,6 +6,7 @@ what is finished; bad names and budgets are refused with one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
@@ -250,6 +251,23 @@ def test_a_damaged_record_is_an_error_naming_it(tiny_runs):
             reproduce.run_command("hinton2006", "tiny", str(root / "runs"), str(docs), 0, False)
     finally:
         path.write_bytes(saved)
+
+
+def test_measure_flag_prints_a_runs_measures_as_the_reproduction_saved_them(tiny_runs):
+    root, _, _ = tiny_runs
+    workdir = root / "runs" / "dae_cae_features" / "tiny" / "cae" / "base"
+    saved = json.loads((workdir / reproduce.MEASURES_FILE).read_text())["values"]
+    before = _stamps(root)
+    os.chdir(REPO)
+    lines = reproduce.measure_workdirs("dae_cae_features", "tiny", [str(workdir)])
+    assert _stamps(root) == before  # measured again, nothing written
+    error = saved["finetuned_error"]
+    assert f"{workdir}: finetuned_error {ledger.number(error)} ({error['unit']})" in lines
+    assert len(lines) == len(saved)
+    with pytest.raises(ValueError, match="declares no per-run measure"):
+        reproduce.measure_workdirs("hinton2006", "tiny", [str(workdir)])
+    with pytest.raises(ValueError, match=f"--measure={root}: no config.json there"):
+        reproduce.measure_workdirs("dae_cae_features", "tiny", [str(workdir), str(root)])
 
 
 def test_dae_cae_finetuning_learns_and_keeps_its_best_held_out_epoch():
