@@ -21,7 +21,8 @@ can also be met by shrinking the code.
 
 Arguments: as configs/ae.py. Family fields (`--config.model.jacobian=projection`):
   contractive_weight  λ (default 0.1)
-  jacobian            exact | projection (unbiased random-projection estimate)
+  jacobian            exact | projection (unbiased random-projection estimate) | closed_form
+                      (Rifai et al.'s formula, for a one-layer encoder: network.hidden=())
   num_projections     Gaussian probes per image for jacobian=projection (default 4)
 
 Reproduction: `python -m experiments.reproduce dae_cae_features`
@@ -35,6 +36,6 @@ def get_config(arg: str | None = None):
     config = ae.get_config(arg)
     config.model.family = "cae"
     config.model.contractive_weight = 0.1  # λ, in nats per unit of ‖J‖²_F
-    config.model.jacobian = "exact"  # exact | projection
+    config.model.jacobian = "exact"  # exact | projection | closed_form
     config.model.num_projections = 4  # jacobian=projection: probes per image and step
     return config

@@ -89,9 +89,9 @@ def test_projection_estimate_is_unbiased(mode):
     assert not np.allclose(one, exact, rtol=1e-2)
 
 
-def _model(family: str, **model_fields):
+def _model(family: str, one_layer: bool = False, **model_fields):
     overrides = {f"model.{k}": v for k, v in model_fields.items()}
-    if model_fields.get("code_activation") == "sigmoid":  # the one-layer autoencoder
+    if one_layer:  # h = code_activation(W x + b)
         overrides["network.hidden"] = ()
     # tanh: smooth, so the small-noise limit below has no ReLU kinks to cross.
     config = tiny_config(family, "gaussian", **{"network.activation": "tanh", **overrides})
@@ -131,6 +131,7 @@ def test_sigmoid_code_is_the_one_layer_autoencoder_and_its_penalty_has_rifais_cl
     norm Rifai et al. write as Σ_j (h_j (1 − h_j))² ‖W_j‖²: the autodiff penalty must equal it."""
     model, params, x = _model(
         "cae",
+        one_layer=True,
         contractive_weight=1.0,
         jacobian="exact",
         num_projections=1,
@@ -143,6 +144,25 @@ def test_sigmoid_code_is_the_one_layer_autoencoder_and_its_penalty_has_rifais_cl
     closed_form = np.sum((h * (1 - h)) ** 2 * np.sum(dense["kernel"] ** 2, axis=0), axis=1)
     penalty = model.loss(params, {"x": x}, jax.random.key(7))[1]["jacobian_sq_norm"]
     np.testing.assert_allclose(penalty, closed_form, rtol=1e-5)
+
+
+@pytest.mark.parametrize("code_activation", ["sigmoid", "linear"])
+def test_closed_form_penalty_and_its_gradient_equal_the_exact_ones(code_activation):
+    fields = dict(one_layer=True, contractive_weight=1.0, num_projections=1, latent_dim=20)
+    exact, params, x = _model("cae", jacobian="exact", code_activation=code_activation, **fields)
+    closed, _, _ = _model("cae", jacobian="closed_form", code_activation=code_activation, **fields)
+
+    def penalty_and_grads(model):
+        def mean_penalty(p):
+            return jnp.mean(model.penalty(p, x, jax.random.key(7)))
+
+        return jax.jit(jax.value_and_grad(mean_penalty))(params)
+
+    (want, want_grads), (got, got_grads) = penalty_and_grads(exact), penalty_and_grads(closed)
+    assert float(want) > 0
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    for g, w in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
 
 
 def test_cae_projection_terms_draw_fresh_probes_per_key():
@@ -185,7 +205,16 @@ def test_scae_loss_is_reconstruction_plus_weighted_penalty():
         (
             "cae",
             {"model.contractive_weight": 1.0, "model.jacobian": "svd", "model.num_projections": 1},
-            "config.model.jacobian='svd': must be one of exact, projection",
+            "config.model.jacobian='svd': must be one of exact, projection, closed_form",
+        ),
+        (
+            "cae",
+            {
+                "model.contractive_weight": 1.0,
+                "model.jacobian": "closed_form",
+                "model.num_projections": 1,
+            },
+            r"config.model.jacobian='closed_form' needs a one-layer encoder.*hidden=\(",
         ),
         (
             "cae",

@@ -17,6 +17,12 @@ VARIANTS = {
     "beta_vae": ("beta_vae", "", {}, "kl"),
     # Other settings of the same families (their maths is tested in test_contractive/test_iwae).
     "cae_projection": ("cae", "", {"model.jacobian": "projection"}, "jacobian_sq_norm"),
+    "cae_closed_form": (  # the papers' one-layer CAE, as docs/reproductions/dae_cae_features.md
+        "cae",
+        "",
+        {"model.jacobian": "closed_form", "network.hidden": (), "model.code_activation": "sigmoid"},
+        "jacobian_sq_norm",
+    ),
     "iwae_vae_objective": ("iwae", "objective=vae", {}, "neg_iwae_bound"),
 }
 SLOW_VARIANTS = ("cae_projection", "iwae_vae_objective")

@@ -12,21 +12,28 @@ AE corrupts its input and the contractive AE penalises ∂z/∂x through the sig
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 
 from autoencoders.models import base
 
-CODE_ACTIVATIONS = ("linear", "sigmoid")  # the first is what runs before the field had
+# The code's nonlinearity by name (an elementwise function of the encoder's last dense layer).
+CODE_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "linear": lambda a: a,
+    "sigmoid": jax.nn.sigmoid,
+}
+DEFAULT_CODE_ACTIVATION = "linear"  # what runs written before the field had
 
 
 def code_activation(config) -> str:
-    """config.model.code_activation; runs written before the field had the first of the list."""
-    return config.model.get("code_activation", CODE_ACTIVATIONS[0])
+    """config.model.code_activation; runs written before the field had the default."""
+    return config.model.get("code_activation", DEFAULT_CODE_ACTIVATION)
 
 
 class Autoencoder(base.Model):
     encoder_outputs_code = True  # z = f(x): a tied decoder can mirror f (`config.network.tied`)
-    added_fields = {"model.code_activation": CODE_ACTIVATIONS[0]}  # noqa: RUF012 - read only
+    added_fields = {"model.code_activation": DEFAULT_CODE_ACTIVATION}  # noqa: RUF012 - read only
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -39,10 +46,7 @@ class Autoencoder(base.Model):
             )
 
     def encode(self, params, x, cond=None):
-        code = super().encode(params, x, cond)
-        if code_activation(self.config) == "sigmoid":
-            return jax.nn.sigmoid(code)
-        return code
+        return CODE_ACTIVATIONS[code_activation(self.config)](super().encode(params, x, cond))
 
     def term_units(self) -> dict[str, str]:
         loss = "nats per image: −log p(x | g(f(x))), plus the family's weighted penalty if any"
