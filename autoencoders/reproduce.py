@@ -254,8 +254,10 @@ def measure_workdirs(name: str, budget: str, workdirs_to_measure: Sequence[str])
     if rep.measure is None:
         raise ValueError(f"reproduction {name!r} declares no per-run measure.")
     for workdir in workdirs_to_measure:  # every directory checked before the first is measured
-        if not os.path.exists(os.path.join(workdir, workdirs.CONFIG_FILE)):
-            raise ValueError(f"--measure={workdir}: no {workdirs.CONFIG_FILE} there (not a run).")
+        try:
+            workdirs.load_config(workdir)
+        except FileNotFoundError as e:
+            raise ValueError(f"--measure={workdir}: {e}") from None
     lines = []
     for workdir in workdirs_to_measure:
         values = rep.measure(evaluation.load_run(workdir))

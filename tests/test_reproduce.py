@@ -266,7 +266,8 @@ def test_measure_flag_prints_a_runs_measures_as_the_reproduction_saved_them(tiny
     assert len(lines) == len(saved)
     with pytest.raises(ValueError, match="declares no per-run measure"):
         reproduce.measure_workdirs("hinton2006", "tiny", [str(workdir)])
-    with pytest.raises(ValueError, match=re.escape(f"--measure={root}: no config.json there")):
+    message = f"--measure={root}: No config.json in {root}: not a run directory."
+    with pytest.raises(ValueError, match=re.escape(message)):
         reproduce.measure_workdirs("dae_cae_features", "tiny", [str(workdir), str(root)])
 
 
@@ -307,5 +308,5 @@ def test_bad_name_and_budget_are_one_line(tmp_path):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"error: --measure={tmp_path}: no config.json there (not a run)."
+        f"error: --measure={tmp_path}: No config.json in {tmp_path}: not a run directory."
     ]
