@@ -167,6 +167,29 @@ class SwissRoll2D:
         return (nearest * self.num_segments) // grid
 
 
+class CategoricalAndNormal:
+    """The clustering AAE's prior over codes [y, z]: y a one-hot draw of a uniform categorical
+    over `num_categories` clusters, z ~ N(0, I) of `style_dim` (independent of y). Clusters are
+    not classes, so draws are never tied to labels."""
+
+    def __init__(self, num_categories: int, style_dim: int):
+        self.num_categories = num_categories
+        self.style_dim = style_dim
+        self.latent_dim = num_categories + style_dim
+
+    def sample(self, rng: Array, num: int, labels: Array | None = None) -> Array:
+        if labels is not None:
+            raise ValueError("The clustering prior's categories are not labels: sample no labels.")
+        category_rng, style_rng = jax.random.split(rng)
+        category = jax.random.randint(category_rng, (num,), 0, self.num_categories)
+        style = jax.random.normal(style_rng, (num, self.style_dim))
+        return jnp.concatenate([jax.nn.one_hot(category, self.num_categories), style], axis=-1)
+
+    def part_of(self, code: Array) -> Array:
+        """Each code's cluster: the most probable category of its y part."""
+        return jnp.argmax(code[..., : self.num_categories], axis=-1)
+
+
 LATENT_PRIORS = ("normal", "mixture", "swiss_roll")
 
 

@@ -37,6 +37,7 @@ FAMILY_CONFIGS = {
     "cvae": ("cvae", ""),
     "m2": ("m2", "labels=100"),
     "aae": ("aae", "prior=mixture"),
+    "aae_cluster": ("aae_cluster", ""),
 }
 
 
@@ -85,6 +86,7 @@ def test_family_capabilities_are_declared():
         "cvae": {"latent_variable", "conditional"},
         "m2": {"latent_variable", "conditional"},
         "aae": {"multi_phase"},
+        "aae_cluster": {"multi_phase"},
     }
 
 

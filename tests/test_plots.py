@@ -94,6 +94,7 @@ FAMILY_FIGURES = {
         *(f"manifold_y{k}" for k in range(10)),
     },
     ("aae", "data=digits"): {"samples", "manifold", "prior_vs_codes"},
+    ("aae_cluster", "data=digits"): {"samples"},
     ("dvae", "latent=2,data=digits"): {"samples", "manifold", "prior_vs_codes", "denoising"},
 }
 GENERIC_FIGURES = {"reconstructions", "interpolation", "latent_map"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autoencoders.data import DataSpec
-from autoencoders.models import aae, ae, cae, cvae, dae, hvae, iwae, m2, scae, vae
+from autoencoders.models import aae, aae_cluster, ae, cae, cvae, dae, hvae, iwae, m2, scae, vae
 from autoencoders.models.base import Model
 
 FAMILIES: dict[str, type[Model]] = {
@@ -18,6 +18,7 @@ FAMILIES: dict[str, type[Model]] = {
     "cvae": cvae.ConditionalVAE,
     "m2": m2.M2,
     "aae": aae.AdversarialAE,
+    "aae_cluster": aae_cluster.ClusteringAAE,
 }
 
 

@@ -51,6 +51,16 @@ def _apply(tx: optax.GradientTransformation, grads, opt_state, params):
     return optax.apply_updates(params, updates), opt_state
 
 
+def gan_losses(code_logit: Array, prior_logit: Array) -> dict[str, Array]:
+    """Per-example discriminator and (non-saturating) generator losses, nats, from the
+    discriminator's logits on the encoder's codes and on prior draws."""
+    return {
+        # −log D(z_p) − log(1 − D(f(x))), with log σ(l) = −softplus(−l).
+        "disc_loss": jax.nn.softplus(-prior_logit) + jax.nn.softplus(code_logit),
+        "gen_loss": jax.nn.softplus(-code_logit),  # −log D(f(x))
+    }
+
+
 class AdversarialAE(base.Model):
     """`aae`: reconstruction phase, then discriminator and generator phases, every step."""
 
@@ -60,13 +70,28 @@ class AdversarialAE(base.Model):
     def check_config(cls, config) -> None:
         super().check_config(config)
         cls.require_model_fields(
-            config,
-            "prior",
-            "conditional",
-            "disc_hidden",
-            "disc_learning_rate_factor",
-            "generator_steps",
+            config, "disc_hidden", "disc_learning_rate_factor", "generator_steps"
         )
+        cls.check_code_prior(config)
+        model_cfg = config.model
+        if not model_cfg.disc_hidden or any(int(w) <= 0 for w in model_cfg.disc_hidden):
+            raise ValueError(
+                f"config.model.disc_hidden={tuple(model_cfg.disc_hidden)}: need positive widths."
+            )
+        if model_cfg.disc_learning_rate_factor <= 0:
+            raise ValueError(
+                f"config.model.disc_learning_rate_factor={model_cfg.disc_learning_rate_factor}: "
+                "must be > 0."
+            )
+        if model_cfg.generator_steps < 1:
+            raise ValueError(
+                f"config.model.generator_steps={model_cfg.generator_steps}: must be >= 1."
+            )
+
+    @classmethod
+    def check_code_prior(cls, config) -> None:
+        """The fields that choose the code's prior (`config.model.prior`, `conditional`)."""
+        cls.require_model_fields(config, "prior", "conditional")
         model_cfg = config.model
         if model_cfg.prior not in priors.LATENT_PRIORS:
             raise ValueError(
@@ -84,33 +109,23 @@ class AdversarialAE(base.Model):
                     "config.model.conditional=True needs config.model.latent_dim >= 2."
                 )
             cvae.require_labels(data.describe(config.data), "aae with conditional=True")
-        if not model_cfg.disc_hidden or any(int(w) <= 0 for w in model_cfg.disc_hidden):
-            raise ValueError(
-                f"config.model.disc_hidden={tuple(model_cfg.disc_hidden)}: need positive widths."
-            )
-        if model_cfg.disc_learning_rate_factor <= 0:
-            raise ValueError(
-                f"config.model.disc_learning_rate_factor={model_cfg.disc_learning_rate_factor}: "
-                "must be > 0."
-            )
-        if model_cfg.generator_steps < 1:
-            raise ValueError(
-                f"config.model.generator_steps={model_cfg.generator_steps}: must be >= 1."
-            )
 
     def __init__(self, config, spec: DataSpec):
         super().__init__(config, spec)
-        model_cfg = config.model
-        self.label_prior = bool(model_cfg.conditional)  # the label picks its part of the prior
+        self.discriminator = networks.MLP(
+            (*config.model.disc_hidden, 1), config.network.activation, activate_final=False
+        )
+        self.set_code_prior(config.model, spec)
+
+    def set_code_prior(self, model_cfg, spec: DataSpec) -> None:
+        """`latent_prior`, and whether the label picks its part (`label_prior`)."""
+        self.label_prior = bool(model_cfg.conditional)
         if self.label_prior:
             cvae.require_labels(spec, "aae with conditional=True")
         # One part of the prior per class; 10 (the paper's figures) when the data has no labels.
         self.num_classes = spec.num_classes or 10
         self.latent_prior = priors.make_latent_prior(
             model_cfg.prior, self.latent_dim, self.num_classes
-        )
-        self.discriminator = networks.MLP(
-            (*model_cfg.disc_hidden, 1), config.network.activation, activate_final=False
         )
 
     @property
@@ -160,11 +175,7 @@ class AdversarialAE(base.Model):
         prior_labels = labels if self.label_prior else None
         prior_draw = self.prior.sample(rng, x.shape[0], prior_labels)
         prior_logit = self.discriminate(params, prior_draw, labels)
-        return {
-            # −log D(z_p) − log(1 − D(f(x))), with log σ(l) = −softplus(−l).
-            "disc_loss": jax.nn.softplus(-prior_logit) + jax.nn.softplus(code_logit),
-            "gen_loss": jax.nn.softplus(-code_logit),  # −log D(f(x))
-        }
+        return gan_losses(code_logit, prior_logit)
 
     def loss(self, params, batch, rng):
         """Reconstruction (`loss`, the first phase's objective) and the adversarial losses; what
