@@ -185,10 +185,6 @@ class CategoricalAndNormal:
         style = jax.random.normal(style_rng, (num, self.style_dim))
         return jnp.concatenate([jax.nn.one_hot(category, self.num_categories), style], axis=-1)
 
-    def part_of(self, code: Array) -> Array:
-        """Each code's cluster: the most probable category of its y part."""
-        return jnp.argmax(code[..., : self.num_categories], axis=-1)
-
 
 LATENT_PRIORS = ("normal", "mixture", "swiss_roll")
 

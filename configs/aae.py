@@ -28,7 +28,7 @@ Arguments (`--config=configs/aae.py:prior=swiss_roll,conditional=true`):
   likelihood   as in configs/vae.py (default bernoulli: dynamic binarization)
 
 Reproduction: `python -m experiments.reproduce aae_priors`
-(docs/reproductions/aae_priors.md).
+(docs/reproductions/aae_priors.md). Clustering with a categorical code: configs/aae_cluster.py.
 """
 
 from configs import common

@@ -177,6 +177,14 @@ class AdversarialAE(base.Model):
         prior_logit = self.discriminate(params, prior_draw, labels)
         return gan_losses(code_logit, prior_logit)
 
+    def generator_objective(
+        self, params: base.Params, x: Array, labels: Array, rng: Array
+    ) -> tuple[Array, dict[str, Array]]:
+        """What the encoder minimises in the generator phase, and the metrics it logs: the
+        batch mean of `gen_loss`."""
+        gen = jnp.mean(self.adversarial_terms(params, x, labels, rng)["gen_loss"])
+        return gen, {"gen_loss": gen}
+
     def loss(self, params, batch, rng):
         """Reconstruction (`loss`, the first phase's objective) and the adversarial losses; what
         evaluation reports (training takes the three phases of `train_step`)."""
@@ -242,13 +250,13 @@ class AdversarialAE(base.Model):
 
         # 2b. Regularisation phase, generator: the encoder learns to fool the discriminator.
         def gen_loss(encoder_params):
-            terms = self.adversarial_terms(
+            return self.generator_objective(
                 {**params, "encoder": encoder_params}, x, labels, gen_rng
             )
-            return jnp.mean(terms["gen_loss"])
 
         for _ in range(int(self.config.model.generator_steps)):
-            metrics["gen_loss"], grads = jax.value_and_grad(gen_loss)(params["encoder"])
+            (_, gen_metrics), grads = jax.value_and_grad(gen_loss, has_aux=True)(params["encoder"])
+            metrics.update(gen_metrics)
             params["encoder"], opt_state["generator"] = _apply(
                 txs["generator"], grads, opt_state["generator"], params["encoder"]
             )

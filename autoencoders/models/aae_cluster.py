@@ -16,9 +16,10 @@ minibatch mean of q(y | x): the marginal-entropy term of Springenberg's CatGAN (
 AAE paper. Why: a discriminator judges one code at a time, and at the start every image's y is
 nearly the same vector, so its gradient moves all of them towards the same corner. Measured with
 λ = 0 on MNIST (configs/aae_cluster.py otherwise): after 10 steps every training image's argmax is
-one cluster, after 90 its softmax is saturated there (q = 0.998), where no gradient can move it,
-and all 10,000 test images stay in one cluster. `cluster_balance` reports the KL (nats, per
-minibatch: 0 when the batch uses the clusters equally, log K when it uses one).
+one cluster, after 90 its softmax is saturated there (q = 0.998, where the softmax passes on
+0.2 % of a gradient), and all 10,000 test images stay in one cluster. The term is a property of a
+training minibatch, not of an image: training logs it as `cluster_balance` (nats; 0 when the
+minibatch uses the clusters equally, log K when it uses one); evaluation's terms leave it out.
 
 """
 
@@ -48,6 +49,12 @@ class ClusteringAAE(aae.AdversarialAE):
             raise ValueError(
                 f"config.model.balance_weight={config.model.balance_weight}: must be >= 0."
             )
+        for field in ("prior", "conditional"):
+            if field in config.model:
+                raise ValueError(
+                    f"config.model.{field} is the aae family's; aae_cluster's prior is fixed "
+                    "(one-hot clusters, N(0, I) style) and sees no labels: remove the field."
+                )
 
     @property
     def encoder_out_dim(self) -> int:
@@ -71,22 +78,27 @@ class ClusteringAAE(aae.AdversarialAE):
             "style_disc_loss": per_part.format("the style code's discriminator loss"),
             "cluster_gen_loss": "nats per image: −log D_y(y), y the cluster code",
             "style_gen_loss": "nats per image: −log D_z(z), z the style code",
-            "cluster_balance": "nats: KL(mean of q(y|x) over the minibatch ‖ uniform over the "
-            "clusters), one value per minibatch (0: clusters used equally; log K: one)",
+            "cluster_balance": "nats per training minibatch (config.train.batch_size images): "
+            "KL(their mean q(y|x) ‖ uniform over the clusters); 0: clusters used equally, log K: "
+            "one; the generator phase minimises gen_loss + balance_weight · cluster_balance",
         }
 
-    def split(self, code: Array) -> tuple[Array, Array]:
-        """(cluster probabilities y (B, K), style z (B, latent_dim)) of codes [y, z]."""
-        return self.cluster_probs(code), code[..., self.num_clusters :]
+    def _parts(self, v: Array) -> tuple[Array, Array]:
+        """(the first K columns, the rest): of a code [y, z], or of the encoder's output."""
+        return v[..., : self.num_clusters], v[..., self.num_clusters :]
 
     def encode(self, params: base.Params, x: Array, cond: Array | None = None) -> Array:
-        out = super().encode(params, x, cond)
-        y_logits, style = self.split(out)
+        y_logits, style = self._parts(super().encode(params, x, cond))
         return jnp.concatenate([jax.nn.softmax(y_logits), style], axis=-1)
+
+    def cluster_logits(self, params: base.Params, x: Array) -> Array:
+        """The encoder's cluster logits (B, K): q(y | x) = softmax of them. Rank images by these
+        rather than by q, which rounds to exactly 1 in float32 once one logit leads by ~17."""
+        return self._parts(super().encode(params, x))[0]
 
     def cluster_probs(self, codes: Array) -> Array:
         """q(y | x) from codes [y, z] (`encode`'s output): (..., K)."""
-        return codes[..., : self.num_clusters]
+        return self._parts(codes)[0]
 
     def cluster_heads(self, params: base.Params) -> Array:
         """Each cluster's mean image at its one-hot y with style z = 0: (K, H, W, C)."""
@@ -98,7 +110,7 @@ class ClusteringAAE(aae.AdversarialAE):
     def init(self, rng: Array, batch: base.Batch) -> base.Params:
         ae_rng, cluster_rng, style_rng = jax.random.split(rng, 3)
         params = base.Model.init(self, ae_rng, batch)  # the decoder's input is the whole code
-        y, z = self.split(jnp.zeros((batch["x"].shape[0], self.latent_dim)))
+        y, z = self._parts(jnp.zeros((batch["x"].shape[0], self.latent_dim)))
         params["discriminator"] = {
             "cluster": self.discriminator.init(cluster_rng, y),
             "style": self.discriminator.init(style_rng, z),
@@ -109,8 +121,8 @@ class ClusteringAAE(aae.AdversarialAE):
         self, params: base.Params, x: Array, labels: Array, rng: Array
     ) -> dict[str, Array]:
         del labels  # never seen
-        codes = self.split(self.encode(params, x))
-        draws = self.split(self.prior.sample(rng, x.shape[0]))
+        codes = self._parts(self.encode(params, x))
+        draws = self._parts(self.prior.sample(rng, x.shape[0]))
         terms = {}
         for part, code, draw in zip(("cluster", "style"), codes, draws, strict=True):
             disc = params["discriminator"][part]
@@ -119,9 +131,19 @@ class ClusteringAAE(aae.AdversarialAE):
                 terms[f"{part}_{name}"] = value
         for name in ("disc_loss", "gen_loss"):
             terms[name] = terms[f"cluster_{name}"] + terms[f"style_{name}"]
-        # CatGAN's marginal-entropy term, as a KL: the batch's mean q(y|x) against uniform.
-        mean_probs = jnp.mean(codes[0], axis=0)
-        balance = jnp.sum(mean_probs * jnp.log(mean_probs * self.num_clusters + 1e-12))
-        terms["cluster_balance"] = jnp.full(x.shape[0], balance)
-        terms["gen_loss"] = terms["gen_loss"] + self.config.model.balance_weight * balance
         return terms
+
+    def cluster_balance(self, params: base.Params, x: Array) -> Array:
+        """KL(q̄(y) ‖ uniform) of the minibatch x, q̄ its mean q(y | x): CatGAN's marginal-entropy
+        term, log K minus the entropy of q̄ (nats)."""
+        mean_probs = jnp.mean(self.cluster_probs(self.encode(params, x)), axis=0)
+        # + 1e-12: a cluster no image uses adds 0, with a finite gradient.
+        return jnp.sum(mean_probs * jnp.log(mean_probs * self.num_clusters + 1e-12))
+
+    def generator_objective(self, params, x, labels, rng):
+        gen, metrics = super().generator_objective(params, x, labels, rng)
+        balance = self.cluster_balance(params, x)
+        return gen + self.config.model.balance_weight * balance, {
+            **metrics,
+            "cluster_balance": balance,
+        }
