@@ -20,7 +20,6 @@ one cluster, after 90 its softmax is saturated there (q = 0.998, where the softm
 0.2 % of a gradient), and all 10,000 test images stay in one cluster. The term is a property of a
 training minibatch, not of an image: training logs it as `cluster_balance` (nats; 0 when the
 minibatch uses the clusters equally, log K when it uses one); evaluation's terms leave it out.
-
 """
 
 from __future__ import annotations
@@ -93,7 +92,8 @@ class ClusteringAAE(aae.AdversarialAE):
 
     def cluster_logits(self, params: base.Params, x: Array) -> Array:
         """The encoder's cluster logits (B, K): q(y | x) = softmax of them. Rank images by these
-        rather than by q, which rounds to exactly 1 in float32 once one logit leads by ~17."""
+        rather than by q, which rounds to exactly 1 in float32 once one logit leads the rest by
+        about 17 or more."""
         return self._parts(super().encode(params, x))[0]
 
     def cluster_probs(self, codes: Array) -> Array:
@@ -140,7 +140,10 @@ class ClusteringAAE(aae.AdversarialAE):
         # + 1e-12: a cluster no image uses adds 0, with a finite gradient.
         return jnp.sum(mean_probs * jnp.log(mean_probs * self.num_clusters + 1e-12))
 
-    def generator_objective(self, params, x, labels, rng):
+    def generator_objective(
+        self, params: base.Params, x: Array, labels: Array, rng: Array
+    ) -> tuple[Array, dict[str, Array]]:
+        """The AAE's mean generator loss plus λ·`cluster_balance`; logs both."""
         gen, metrics = super().generator_objective(params, x, labels, rng)
         balance = self.cluster_balance(params, x)
         return gen + self.config.model.balance_weight * balance, {
