@@ -9,7 +9,7 @@ a 5-D style, 30 epochs):
   TFDS_DATA_DIR=../shared/tensorflow_datasets python -m experiments.train \
       --config=configs/aae_cluster.py --workdir=runs/aae_cluster
 
-Expect test/recon_nll (nats per image) and, per phase, test/cluster_disc_loss and
+Expect test/recon_nll (nats per image) and, per adversary, test/cluster_disc_loss and
 test/style_disc_loss near 2·log 2 ≈ 1.39 nats once neither discriminator can tell codes from
 prior draws. The clustering itself (test error when each cluster takes one labelled image's
 label, as the paper scores it) is measured by the reproduction:

@@ -7,10 +7,11 @@ import pathlib
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoencoders import training
+from autoencoders import data, epoch, models, optim, training
 from autoencoders import workdir as workdirs
 from configs import common
 
@@ -99,3 +100,22 @@ def assert_resume_matches(config, tmp_path: pathlib.Path) -> None:
     assert eval_keys
     for k in eval_keys:
         assert final_full[k] == final_cut[k], k
+
+
+def train_epochs(config, num_epochs: int):
+    """`num_epochs` of the compiled training epoch, outside a workdir: (model, the parameters
+    before, after, the training images as model inputs (grey levels, not binarized), their
+    labels)."""
+    dataset = data.load(config.data)
+    train = dataset.train
+    model = models.make(config, dataset.spec)
+    steps = train.size // config.train.batch_size
+    tx = optim.make(config.optimizer, steps, num_epochs)
+    example = {"x": jnp.zeros((2, *dataset.spec.shape)), "y": jnp.zeros((2,), jnp.int32)}
+    state = model.init_state(jax.random.key(0), example, tx)
+    before = jax.tree.map(np.array, state.params)  # a copy: the epoch donates the state's buffers
+    train_epoch = epoch.make_train_epoch(model, tx, config, steps)
+    for i in range(num_epochs):
+        state, _ = train_epoch(state, train.images, train.labels, jax.random.key(10 + i))
+    x = data.preprocess(train.images, jax.random.key(1), dataset.spec.num_levels, "none", False)
+    return model, before, state.params, x, np.asarray(train.labels)

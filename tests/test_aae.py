@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoencoders import data, epoch, metrics, models, optim, training
-from tests.helpers import AAE, assert_resume_matches, tiny_config
+from autoencoders import data, metrics, models, optim, training
+from tests.helpers import AAE, assert_resume_matches, tiny_config, train_epochs
 
 
 def mmd(a: np.ndarray, b: np.ndarray, bandwidth: float = 0.5) -> float:
@@ -21,20 +21,8 @@ def mmd(a: np.ndarray, b: np.ndarray, bandwidth: float = 0.5) -> float:
 
 def _train(config, num_epochs):
     """(model, codes of the training images before, after `num_epochs`, their labels)."""
-    dataset = data.load(config.data)
-    train = dataset.train
-    model = models.make(config, dataset.spec)
-    steps = train.size // config.train.batch_size
-    tx = optim.make(config.optimizer, steps, num_epochs)
-    example = {"x": jnp.zeros((2, *dataset.spec.shape)), "y": jnp.zeros((2,), jnp.int32)}
-    state = model.init_state(jax.random.key(0), example, tx)
-    x = data.preprocess(train.images, jax.random.key(1), 17, "none", False)
-    before = np.asarray(model.encode(state.params, x))
-    train_epoch = epoch.make_train_epoch(model, tx, config, steps)
-    for i in range(num_epochs):
-        state, _ = train_epoch(state, train.images, train.labels, jax.random.key(10 + i))
-    after = np.asarray(model.encode(state.params, x))
-    return model, before, after, np.asarray(train.labels)
+    model, before, after, x, labels = train_epochs(config, num_epochs)
+    return model, np.asarray(model.encode(before, x)), np.asarray(model.encode(after, x)), labels
 
 
 def test_codes_move_toward_the_mixture_prior():

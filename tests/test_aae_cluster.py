@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoencoders import data, epoch, metrics, models, optim, priors, training
+from autoencoders import data, metrics, models, priors, training
 from tests.family_helpers import tiny_family_config
-from tests.helpers import assert_resume_matches
+from tests.helpers import assert_resume_matches, train_epochs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -135,18 +135,8 @@ def test_clustering_learns_and_resumes(tmp_path):
 def _clusters_after_training(balance_weight: float, num_epochs: int = 20) -> np.ndarray:
     """Each training digit's cluster after `num_epochs` of the compiled epoch."""
     config = tiny_family_config("aae_cluster", **{"model.balance_weight": balance_weight})
-    dataset = data.load(config.data)
-    train = dataset.train
-    model = models.make(config, dataset.spec)
-    steps = train.size // config.train.batch_size
-    tx = optim.make(config.optimizer, steps, num_epochs)
-    example = {"x": jnp.zeros((2, *dataset.spec.shape)), "y": jnp.zeros((2,), jnp.int32)}
-    state = model.init_state(jax.random.key(0), example, tx)
-    train_epoch = epoch.make_train_epoch(model, tx, config, steps)
-    for i in range(num_epochs):
-        state, _ = train_epoch(state, train.images, train.labels, jax.random.key(10 + i))
-    x = data.preprocess(train.images, jax.random.key(1), 17, "none", False)
-    return np.asarray(model.cluster_probs(model.encode(state.params, x))).argmax(1)
+    model, _, params, x, _ = train_epochs(config, num_epochs)
+    return np.asarray(model.cluster_probs(model.encode(params, x))).argmax(1)
 
 
 def test_the_balance_term_keeps_every_cluster_in_use_where_the_papers_objective_collapses():
