@@ -7,6 +7,7 @@ whose table the README repeats between its `ledger` markers). Numbers of ours co
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import shlex
@@ -84,8 +85,8 @@ def write_page(
     for row in rep.rows:
         value = ctx.value(row)
         paper = "—" if row.paper is None else f"{row.paper:.2f}"
-        run = ctx.run(row.part, row.run)
-        source = f"`{row.part}/{run.name}`: {value['source'] if value else '—'} (`{row.metric}`)"
+        runs = ", ".join(f"`{row.part}/{run.name}`" for run in ctx.row_runs(row))
+        source = f"{runs}: {value['source'] if value else '—'} (`{row.metric}`)"
         cells = (row.label, paper, number(value), row.unit, source)
         table.append("| " + " | ".join(cell(c) for c in cells) + " |")
     runs = [
@@ -132,13 +133,18 @@ def write_ledger(ctx: Context, docs_dir: str) -> str:
     """Replaces (or adds) this reproduction's row of docs/reproductions.md, keeping the others."""
     rep = ctx.reproduction
     labels = rep.ledger or tuple(r.label for r in rep.rows[:2])
-    chosen = [r for r in rep.rows if r.label in labels]
+    by_label = {r.label: r for r in rep.rows}
+    chosen = [by_label[label] for label in labels]  # in the ledger's order
     paper = "; ".join(f"{r.label} {r.paper:.2f}" for r in chosen if r.paper is not None) or "figure"
-    ours = "; ".join(f"{r.label} {number(ctx.value(r))}" for r in chosen)
-    unit = "; ".join(dict.fromkeys(r.unit for r in chosen))
+    # Each unit once, after the run of consecutive numbers it applies to.
+    groups = [list(g) for _, g in itertools.groupby(chosen, key=lambda r: r.unit)]
+    ours = "; ".join(
+        "; ".join(f"{r.label} {number(ctx.value(r))}" for r in group) + f" ({group[0].unit})"
+        for group in groups
+    )
     link = f"[{rep.name}](reproductions/{rep.name}.md)"
     cmd = command(rep.name, ctx.budget)
-    cells = (link, f"{rep.paper}: {paper}", f"{ours} ({unit})", ctx.budget, f"`{cmd}`")
+    cells = (link, f"{rep.paper}: {paper}", ours, ctx.budget, f"`{cmd}`")
     row = "| " + " | ".join(cell(c) for c in cells) + " |"
     path = os.path.join(docs_dir, LEDGER)
     rows = {}

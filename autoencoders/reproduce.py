@@ -55,7 +55,10 @@ class Row:
     """One number beside the paper's. `metric`: `eval/<part>/<name>` (eval.json), `measure/<name>`
     (the reproduction's measures) or `<split>/<name>` (metrics.jsonl at the final epoch, or with
     `examples`, at the first evaluated epoch with at least that many training examples seen);
-    `run`: overrides that pick the part's run (empty: its first)."""
+    `run`: overrides that pick the part's run (empty: its first); `pooled`: an override (e.g.
+    "seed") whose runs the row pools: the mean over the part's runs that match `run` and differ
+    in it, ± the standard error of that mean across them (run-to-run spread, not the test set's;
+    none for one run)."""
 
     label: str
     part: str
@@ -64,6 +67,7 @@ class Row:
     paper: float | None = None
     run: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     examples: float | None = None
+    pooled: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +101,11 @@ def load(name: str, budget: str) -> Reproduction:
     spec = importlib.util.spec_from_file_location(f"reproduction_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_reproduction(budget)
+    rep = module.get_reproduction(budget)
+    unknown = set(rep.ledger) - {row.label for row in rep.rows}
+    if unknown:
+        raise ValueError(f"{path}: ledger names {sorted(unknown)}, which are not its rows' labels.")
+    return rep
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,6 +128,23 @@ class Context:
                 return run
         raise ValueError(f"{self.reproduction.name}: part {part!r} has no run {overrides}.")
 
+    def row_runs(self, row: Row) -> list[sweeps.Run]:
+        """The runs a row reads: its one run, or every run it pools."""
+        if row.pooled is None:
+            return [self.run(row.part, row.run)]
+        runs = [
+            run
+            for run in self.plans[row.part].runs
+            if row.pooled in run.overrides
+            and all(run.overrides.get(k) == v for k, v in row.run.items())
+        ]
+        if not runs:
+            raise ValueError(
+                f"{self.reproduction.name}: row {row.label!r} pools {row.pooled!r}, but part "
+                f"{row.part!r} has no run with that override."
+            )
+        return runs
+
     def finished(self, run: sweeps.Run) -> bool:
         try:
             return launch.status(run) == "finished"
@@ -132,7 +157,10 @@ class Context:
         return metrics.latest_by_epoch(path, split) if os.path.exists(path) else {}
 
     def value(self, row: Row) -> dict[str, Any] | None:
-        """{'value', 'stderr' (or None), 'source'} of a row, or None where nothing is written."""
+        """{'value', 'stderr' (or None), 'source'} of a row, or None where nothing is written
+        (for a pooled row: where any of its runs has nothing)."""
+        if row.pooled is not None:
+            return self._pooled_value(row)
         run = self.run(row.part, row.run)
         kind, _, rest = row.metric.partition("/")
         if kind in ("eval", "measure"):
@@ -159,6 +187,19 @@ class Context:
             return None
         source = f"metrics.jsonl, {seen[first]:,.0f} examples seen"
         return {"value": values[first], "stderr": None, "source": source}
+
+    def _pooled_value(self, row: Row) -> dict[str, Any] | None:
+        runs = self.row_runs(row)
+        one = [dataclasses.replace(row, pooled=None, run=run.overrides) for run in runs]
+        values = [self.value(r) for r in one]
+        if any(v is None for v in values):
+            return None
+        xs = np.array([v["value"] for v in values], np.float64)
+        each = ", ".join(f"{ledger.number({'value': x, 'stderr': None})}" for x in xs)
+        stderr = float(xs.std(ddof=1) / np.sqrt(len(xs))) if len(xs) > 1 else None
+        runs_text = f"{len(xs)} runs" if len(xs) > 1 else "1 run"
+        source = f"{values[0]['source']}, the mean of {runs_text} ({each})"
+        return {"value": float(xs.mean()), "stderr": stderr, "source": source}
 
 
 def plans(rep: Reproduction, budget: str, root: str) -> Context:
@@ -401,10 +442,11 @@ def describe(ctx: Context) -> str:
             out.append(f"  measure: {rep.measure.__name__}")
     out.append("rows:")
     for row in rep.rows:
-        paper = "figure" if row.paper is None else f"{row.paper}"
+        paper = "—" if row.paper is None else f"{row.paper}"
+        pooled = f", the mean over its runs' {row.pooled}" if row.pooled else ""
         out.append(
             f"  {row.label}: paper {paper} ({row.unit}); ours: {row.part} {dict(row.run)} "
-            f"{row.metric}"
+            f"{row.metric}{pooled}"
         )
     return "\n".join(out)
 

@@ -6,6 +6,7 @@ what is finished; bad names and budgets are refused with one line."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -34,8 +35,10 @@ NAMES = (
 # What each tiny page must show beyond the common checks: its rows, named as at every budget.
 PAGE_SHOWS = {
     "aae_clustering": (
-        "| seed=0: test error, paper's labelling | 9.55 |",
-        "| seed=0: clusters used | — |",
+        "| 16 clusters: test error, paper's labelling | 9.55 |",
+        "| 30 clusters: test error, paper's labelling | 4.10 |",
+        "| 16 clusters, seed=0: clusters used | — |",
+        "measures.json, the mean of 1 run (",
     ),
     "aae_priors": (
         "| conditional=true,prior=swiss_roll: own_component | — |",
@@ -87,8 +90,8 @@ def test_dry_run_expands_and_every_run_config_resolves(name, budget, monkeypatch
             training.check_config(config)
             if budget == "tiny":
                 assert config.data.name == "digits"
-    for row in rep.rows:  # every row names a run that exists
-        ctx.run(row.part, row.run)
+    for row in rep.rows:  # every row names a run (or runs) that exists
+        assert ctx.row_runs(row)
         assert row.unit
     assert not os.listdir(tmp_path)  # a dry run writes nothing
 
@@ -160,6 +163,32 @@ def test_the_readme_beside_docs_repeats_the_ledger_table(tiny_runs):
         assert line.replace("](reproductions/", "](docs/reproductions/") in readme
 
 
+def test_the_ledger_gives_each_unit_once_after_the_numbers_in_it(tiny_runs):
+    _, docs, _ = tiny_runs
+    row = next(
+        line
+        for line in (docs / "reproductions.md").read_text().splitlines()
+        if line.startswith("| [aae_clustering]")
+    )
+    ours = row.split(" | ")[2]
+    head_unit = "(% test error, each cluster labelled as its most confident training image)"
+    assert ours.count(head_unit) == 1 and ours.count("by k-means on the pixels") == 1
+    # In the ledger's declared order: both paper's-labelling numbers, their unit, then k-means.
+    order = ["16 clusters: test error", "30 clusters: test error", head_unit, "16 clusters: k-"]
+    assert [ours.index(text) for text in order] == sorted(ours.index(text) for text in order)
+
+
+def test_a_ledger_label_that_is_no_row_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs(reproduce.CONFIG_DIR)
+    source = (REPO / reproduce.CONFIG_DIR / "flax_vae.py").read_text()
+    typo = source.replace('ledger=("test −ELBO', 'ledger=("test ELBO')
+    assert typo != source
+    (tmp_path / reproduce.CONFIG_DIR / "forked.py").write_text(typo)
+    with pytest.raises(ValueError, match=r"forked.py: ledger names .*test ELBO \(training"):
+        reproduce.load("forked", "cpu")
+
+
 class _CallRecorder:
     """A backend that trains nothing and records the runs of each call."""
 
@@ -208,6 +237,29 @@ def test_a_row_reads_metrics_at_the_first_evaluation_past_its_examples(tiny_runs
     assert at["source"] == f"metrics.jsonl, {seen:,} examples seen"
     past = reproduce.Row("past", "deep_ae", "test/sq_err", "u", examples=seen + 1)
     assert ctx.value(past) is None
+
+
+def test_a_pooled_row_is_the_mean_over_seeds_with_their_standard_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    ctx = reproduce.plans(reproduce.load("aae_clustering", "cpu"), "cpu", str(tmp_path))
+    pooled = reproduce.Row("pooled", "aae_cluster", "measure/head_error", "%", pooled="seed")
+    assert [r.overrides["seed"] for r in ctx.row_runs(pooled)] == [0, 1, 2]
+    errors = {0: 30.0, 1: 33.0, 2: 36.0}
+    for seed, error in errors.items():
+        workdir = ctx.run("aae_cluster", {"seed": seed}).workdir
+        assert ctx.value(pooled) is None  # a seed not yet measured: no mean of the others
+        os.makedirs(workdir)
+        record = {"epoch": 15, "budget": "cpu", "values": {"head_error": {"value": error}}}
+        with open(os.path.join(workdir, reproduce.MEASURES_FILE), "w") as f:
+            json.dump(record, f)
+    value = ctx.value(pooled)
+    assert value["value"] == pytest.approx(33.0)
+    assert value["stderr"] == pytest.approx(np.std([30, 33, 36], ddof=1) / np.sqrt(3))
+    assert value["source"] == "measures.json, the mean of 3 runs (30, 33, 36)"
+    one = reproduce.Row("one", "aae_cluster", "measure/head_error", "%", run={"seed": 1})
+    assert ctx.value(one)["value"] == 33.0
+    with pytest.raises(ValueError, match="pools 'clusters'"):
+        ctx.row_runs(dataclasses.replace(pooled, pooled="clusters"))
 
 
 @pytest.mark.parametrize(
