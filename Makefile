@@ -19,11 +19,16 @@ setup: $(STAMP)
 browser:
 	tools/chromium.sh install
 
+# Test files are shared out whole between TEST_WORKERS processes (pytest-xdist), so a file's
+# session fixtures are built once; 2 fits this 2-core machine, where compiling is one thread.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-all: $(STAMP)  # includes the slow tests on real data
-	$(PY) -m pytest -q -m ''
+	$(PYTEST) -m ''
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -195,7 +195,7 @@ class Context:
         if any(v is None for v in values):
             return None
         xs = np.array([v["value"] for v in values], np.float64)
-        each = ", ".join(f"{ledger.number({'value': x, 'stderr': None})}" for x in xs)
+        each = ", ".join(ledger.number({"value": x}) for x in xs)
         stderr = float(xs.std(ddof=1) / np.sqrt(len(xs))) if len(xs) > 1 else None
         runs_text = f"{len(xs)} runs" if len(xs) > 1 else "1 run"
         source = f"{values[0]['source']}, the mean of {runs_text} ({each})"

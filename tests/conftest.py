@@ -9,8 +9,12 @@ import tempfile
 # Many tests compile the same small programs (a tiny VAE's epoch, its evaluation), in this process
 # and in the command-line tests' subprocesses. JAX's persistent compilation cache, in a directory
 # made fresh for the session, compiles each of them once. Set before JAX is imported, so the
-# subprocesses inherit it through the environment.
-_CACHE_DIR = tempfile.mkdtemp(prefix="autoencoders-tests-jax-cache-")
+# subprocesses inherit it through the environment. pytest-xdist's workers (`make test`) inherit
+# the controller's directory and share it; the controller, which outlives them, removes it.
+_WORKER = "PYTEST_XDIST_WORKER" in os.environ
+_CACHE_DIR = (os.environ.get("JAX_COMPILATION_CACHE_DIR") if _WORKER else None) or tempfile.mkdtemp(
+    prefix="autoencoders-tests-jax-cache-"
+)
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE_DIR
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
@@ -32,6 +36,8 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    if _WORKER:  # the others may still be using the cache, or a TFDS directory just made
+        return
     shutil.rmtree(_CACHE_DIR, ignore_errors=True)
     for path in set(glob.glob(_TFDS_LEFTOVERS)) - _TFDS_LEFTOVERS_BEFORE:
         with contextlib.suppress(OSError):  # only if still empty
