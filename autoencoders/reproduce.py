@@ -113,6 +113,10 @@ def load(name: str, budget: str) -> Reproduction:
 # ---------------------------------------------------------------------------------------------
 
 
+def _matches(run: sweeps.Run, overrides: Mapping[str, Any]) -> bool:
+    return all(run.overrides.get(k) == v for k, v in overrides.items())
+
+
 @dataclasses.dataclass(frozen=True)
 class Context:
     """The expanded runs of a reproduction at one budget, and readers of what they wrote."""
@@ -124,7 +128,7 @@ class Context:
 
     def run(self, part: str, overrides: Mapping[str, Any] | None = None) -> sweeps.Run:
         for run in self.plans[part].runs:
-            if all(run.overrides.get(k) == v for k, v in (overrides or {}).items()):
+            if _matches(run, overrides or {}):
                 return run
         raise ValueError(f"{self.reproduction.name}: part {part!r} has no run {overrides}.")
 
@@ -135,8 +139,7 @@ class Context:
         runs = [
             run
             for run in self.plans[row.part].runs
-            if row.pooled in run.overrides
-            and all(run.overrides.get(k) == v for k, v in row.run.items())
+            if row.pooled in run.overrides and _matches(run, row.run)
         ]
         if not runs:
             raise ValueError(
