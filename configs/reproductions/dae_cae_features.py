@@ -252,10 +252,11 @@ errors. With 20 epochs of pretraining instead of 60 the errors were, held-out / 
 1.58 / 1.69 %, CAE (projections) 1.53 / 1.53 %, AE test 1.77 %: longer pretraining alone does not
 close the gap to the papers.
 
-Across machines: this page was written on a 2-core Intel Xeon, its command run with no runs
-present; its previous version (CAE by projections, git history), on a 2-core AMD EPYC with the
-same package versions, printed the AE, DAE and no-pretraining rows, held-out and probe rows
-included, exactly as above.
+Across machines: this page was written on a 2-core AMD EPYC, its command run on a fresh clone
+with no runs present. The version before it, written the same way on a 2-core Intel Xeon with the
+same package versions, printed every row as above but the AE's probe, 5.95 % there, 5.91 % here
+(within its standard error, 0.24): the fine-tuned, held-out and no-pretraining errors of all three
+models came out the same on both CPUs.
 """,
         figure=reproduce.paper_vs_ours,
     )
