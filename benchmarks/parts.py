@@ -71,9 +71,14 @@ def step_products(arch: Architecture, spec: data.DataSpec) -> list[Product] | No
     traced = jax.make_jaxpr(one_step)(state, images, labels, jax.random.key(0))
     if "conv_general_dilated" in set(_primitives(traced.jaxpr)):
         return None
+    return jaxpr_products(traced.jaxpr)
+
+
+def jaxpr_products(jaxpr: jax.extend.core.Jaxpr) -> list[Product]:
+    """The `dot_general`s of `jaxpr` (and of the jaxprs inside it), in order."""
     index: dict[int, int] = {}  # id of a jaxpr variable -> its operand index
     products = []
-    for eqn in _dot_generals(traced.jaxpr):
+    for eqn in _dot_generals(jaxpr):
         lhs, rhs = (jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in eqn.invars)
         ids = tuple(index.setdefault(id(v), len(index)) for v in eqn.invars)
         products.append(Product(lhs, rhs, ids, eqn.params["dimension_numbers"]))

@@ -12,6 +12,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from benchmarks import (
+    conv_layers,
     datasets,
     measure,
     parts,
@@ -191,6 +192,46 @@ def test_step_profile_counts_the_thunks_of_the_scanned_steps():
     assert per_step and all(ms > 0 for ms in per_step.values())
     assert any(name.startswith(profile_step.MATMUL_PREFIXES) for name in per_step)
     assert not [n for n in per_step if n.startswith(("end: ", *profile_step.CONTAINER_THUNKS))]
+
+
+def test_conv_layer_table_times_every_convolution_of_the_model():
+    """benchmarks/conv_layers.py on a tiny conv VAE: its layers are the model's convolutions (the
+    Flax parameters' kernel shapes, in order), each timed in every program, PyTorch included where
+    it is installed, whose 'SAME' pads are XLA's."""
+    import jax
+
+    from autoencoders import conv
+
+    arch = dataclasses.replace(
+        ARCHITECTURES["conv"], conv_features=(4, 8), image_shape=(8, 8, 1), batch_size=2
+    )
+    layers = list(conv_layers.layers(arch))
+    model = measure.JaxModel.build(
+        arch, datasets.synthetic_data(arch.image_shape, 4, 2, "t").spec, 1
+    )
+    params = jax.eval_shape(model.make_state, jax.random.key(0)).params
+    kernels = [
+        leaf.shape
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+        if path[-1].key == "kernel" and len(leaf.shape) == 4
+    ]
+    assert sorted(kernels) == sorted((3, 3, la.channels, la.features) for la in layers)
+    assert [la.name for la in layers] == ["conv_0", "conv_1", "upsample_0", "upsample_1", "out"]
+    assert not layers[0].input_gradient and all(la.input_gradient for la in layers[1:])
+    has_torch = importlib.util.find_spec("torch") is not None
+    table = conv_layers.layer_table(arch, repeats=1, torch_threads=1 if has_torch else None)
+    assert [row[0] for row in table.rows] == [*(la.title for la in layers), "all"]
+    programs = [h for h in table.headers if h.endswith(" ms")]
+    assert len(programs) == (5 if has_torch else 3)
+    assert all(cell > 0 for row in table.rows for cell in row[2 : 2 + len(programs)])
+    if has_torch:
+        from benchmarks import torch_reference
+
+        for size in (7, 8, 14, 28):
+            for stride in (1, 2):
+                (top, bottom), _ = conv.explicit_padding("SAME", (size, 1), (3, 3), (stride, 1))
+                left, right, *_ = torch_reference._same_pads((1, size), stride)
+                assert (left, right) == (top, bottom), (size, stride)
 
 
 BARE_CHECK = """
