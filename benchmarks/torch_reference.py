@@ -195,30 +195,18 @@ def conv_backward_call(
     x: np.ndarray, kernel: np.ndarray, stride: int, input_gradient: bool, layout: str
 ) -> Callable[[], None]:
     """One call of conv2d's forward and backward of sum(conv(x, k)²) (x NHWC, k HWIO, as JAX
-    holds them; 'SAME' padding as XLA pads a 3×3 kernel), in `layout`: `benchmarks.conv_layers`."""
+    holds them), in `layout`, padded as `TorchVAE`'s convolutions are (one pixel each side: the
+    output sizes and FLOPs of XLA's 'SAME'): `benchmarks.conv_layers`."""
     dev = device()
     memory_format = torch.channels_last if layout == "channels-last" else torch.contiguous_format
     inputs = torch.tensor(x.transpose(0, 3, 1, 2)).to(dev, memory_format=memory_format)
     inputs.requires_grad_(input_gradient)
     weight = torch.tensor(kernel.transpose(3, 2, 0, 1)).to(dev, memory_format=memory_format)
     weight.requires_grad_(True)
-    pads = _same_pads(x.shape[1:3], stride)
 
     def call() -> None:
         inputs.grad = weight.grad = None
-        out = F.conv2d(F.pad(inputs, pads), weight, stride=stride)
-        out.square().sum().backward()
+        F.conv2d(inputs, weight, stride=stride, padding=KERNEL // 2).square().sum().backward()
         synchronize(dev)
 
     return call
-
-
-def _same_pads(sizes: tuple[int, int], stride: int) -> tuple[int, int, int, int]:
-    """F.pad's (left, right, top, bottom) for XLA's 'SAME' padding of a KERNEL-wide window: the
-    smaller half before, e.g. (0, 1) at stride 2 on an even side."""
-    pads = []
-    for n in sizes:
-        total = max((-(-n // stride) - 1) * stride + KERNEL - n, 0)
-        pads.append((total // 2, total - total // 2))
-    (top, bottom), (left, right) = pads
-    return (left, right, top, bottom)
