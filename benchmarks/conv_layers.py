@@ -19,7 +19,6 @@ programs are timed in turn, one call each per round, so that they share the cloc
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Iterator, Sequence
 
 import jax
@@ -89,7 +88,7 @@ def _jax_gradient(layer: Layer, lowering: str) -> Callable[..., tuple[jax.Array,
     return jax.grad(loss, argnums=(0, 1) if layer.input_gradient else 1)
 
 
-def time_layer(layer: Layer, repeats: int, torch_threads: int | None) -> dict[str, float]:
+def time_layer(layer: Layer, repeats: int, with_torch: bool) -> dict[str, float]:
     """Best seconds of each program of the module's docstring for `layer`."""
     rng = np.random.default_rng(0)
     x_np = rng.random((layer.batch, layer.height, layer.width, layer.channels), np.float32)
@@ -101,7 +100,7 @@ def time_layer(layer: Layer, repeats: int, torch_threads: int | None) -> dict[st
         programs[f"JAX, {lowering}"] = lambda c=compiled: jax.block_until_ready(c(x, kernel))
     traced = jax.make_jaxpr(_jax_gradient(layer, "matmul"))(x, kernel)
     programs["its products alone"] = _products_call(parts.jaxpr_products(traced.jaxpr))
-    if torch_threads is not None:
+    if with_torch:
         from benchmarks import torch_reference
 
         for layout in torch_reference.CONV_LAYOUTS:
@@ -127,8 +126,8 @@ def _products_call(products: Sequence[parts.Product]) -> Callable[[], object]:
     return lambda: jax.block_until_ready(call(operands))
 
 
-def layer_table(arch: Architecture, repeats: int, torch_threads: int | None) -> report.Table:
-    rows = [(layer, time_layer(layer, repeats, torch_threads)) for layer in layers(arch)]
+def layer_table(arch: Architecture, repeats: int, with_torch: bool) -> report.Table:
+    rows = [(layer, time_layer(layer, repeats, with_torch)) for layer in layers(arch)]
     programs = list(rows[0][1])
     table = report.Table(
         f"{arch.title}: each convolution, forward and backward, batch {arch.batch_size}",
@@ -150,14 +149,13 @@ def layer_table(arch: Architecture, repeats: int, torch_threads: int | None) -> 
 
 def main(argv: Sequence[str]) -> None:
     cli.no_stray_arguments(argv)
-    torch_threads = None
-    if not flags.FLAGS.no_torch:
+    with_torch = not flags.FLAGS.no_torch
+    if with_torch:
         from benchmarks import torch_reference
 
-        torch_threads = torch_reference.use_all_cores()
+        torch_reference.use_all_cores()
     arch = ARCHITECTURES[flags.FLAGS.model]
-    os.environ.pop(conv.LOWERING_ENV, None)  # each program names its lowering itself
-    print(layer_table(arch, flags.FLAGS.repeats, torch_threads).to_markdown())
+    print(layer_table(arch, flags.FLAGS.repeats, with_torch).to_markdown())
 
 
 if __name__ == "__main__":

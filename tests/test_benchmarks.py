@@ -217,7 +217,7 @@ def test_conv_layer_table_times_every_convolution_of_the_model():
     assert [la.name for la in layers] == ["conv_0", "conv_1", "upsample_0", "upsample_1", "out"]
     assert not layers[0].input_gradient and all(la.input_gradient for la in layers[1:])
     has_torch = importlib.util.find_spec("torch") is not None
-    table = conv_layers.layer_table(arch, repeats=1, torch_threads=1 if has_torch else None)
+    table = conv_layers.layer_table(arch, repeats=1, with_torch=has_torch)
     assert [row[0] for row in table.rows] == [*(la.title for la in layers), "all"]
     programs = [h for h in table.headers if h.endswith(" ms")]
     assert len(programs) == (5 if has_torch else 3)
