@@ -49,9 +49,10 @@ images, no standard error there); the second is `experiments.evaluate`'s, with i
 sample and the standard error over images. The Flax example reports ≈ 104 after 10 epochs (and
 107.05 ± 0.25 over 5 runs in an older version).
 
-Across machines: this page was written on a 2-core Intel Xeon; the same command on a 2-core AMD
-EPYC (this page as of commit 8d885ce) printed every number of its table the same, to the last
-digit shown.
+Across machines: this page was written on a 2-core AMD EPYC (2026-12-02, a fresh machine with no
+runs present); the same command on a 2-core Intel Xeon (this page as of commit 881590d) and, before
+it, on another AMD EPYC (as of commit 8d885ce) printed every number of its table the same, to the
+last digit shown; the figure is byte for byte the Xeon's.
 """,
         figure=reproduce.paper_vs_ours,
     )

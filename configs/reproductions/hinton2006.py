@@ -125,9 +125,10 @@ Adam at a constant 1e-3 for as many epochs, without pretraining. Logistic PCA pr
 al. 2003) fits each image's 30 coefficients freely; a linear encoder constrains them (at the same
 decoder its cross-entropy can only be higher).
 
-Across machines: this page was written on a 2-core Intel Xeon; the same command on a 2-core AMD
-EPYC (this page as of commit 8d885ce) printed every number of its table the same, to the last
-digit shown.
+Across machines: this page was written on a 2-core AMD EPYC (2026-12-02, a fresh machine with no
+runs present); the same command on a 2-core Intel Xeon (this page as of commit 881590d) and, before
+it, on another AMD EPYC (as of commit 8d885ce) printed every number of its table the same, to the
+last digit shown; the figure is byte for byte the Xeon's.
 """,
         figure=reproduce.paper_vs_ours,
     )
