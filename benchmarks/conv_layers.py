@@ -63,11 +63,10 @@ class Layer:
 def layers(arch: Architecture) -> Iterator[Layer]:
     """The model's convolutions in the order a forward pass runs them (networks.Encoder, then
     networks.Decoder's Upsample2x layers and 'out')."""
-    height, width, channels = arch.image_shape
+    batch, (height, width, channels) = arch.batch_size, arch.image_shape
     for i, (out_h, out_w, features) in enumerate(arch.conv_shapes()):
-        yield Layer(f"conv_{i}", arch.batch_size, height, width, channels, features, 2, i > 0)
+        yield Layer(f"conv_{i}", batch, height, width, channels, features, 2, i > 0)
         height, width, channels = out_h, out_w, features
-    batch = arch.batch_size
     for i, features in enumerate(reversed(arch.conv_features)):
         yield Layer(f"upsample_{i}", batch, height, width, channels, 4 * features, 1, True)
         height, width, channels = 2 * height, 2 * width, features
@@ -111,10 +110,8 @@ def time_layer(layer: Layer, repeats: int, with_torch: bool) -> dict[str, float]
 
 
 def _products_call(products: Sequence[parts.Product]) -> Callable[[], object]:
-    """One jitted call of `products` on random operands (shared where the jaxpr shares them)."""
-    shapes = {i: x for p in products for i, x in zip(p.operands, (p.lhs, p.rhs), strict=True)}
-    keys = jax.random.split(jax.random.key(0), len(shapes))
-    operands = {i: jax.random.normal(keys[i], x.shape, x.dtype) for i, x in shapes.items()}
+    """One jitted call of `products` on random operands (`parts.random_operands`)."""
+    operands = parts.random_operands(products)
 
     @jax.jit
     def call(operands: dict[int, jax.Array]) -> list[jax.Array]:

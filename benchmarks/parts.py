@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -85,6 +85,14 @@ def jaxpr_products(jaxpr: jax.extend.core.Jaxpr) -> list[Product]:
     return products
 
 
+def random_operands(products: Sequence[Product]) -> dict[int, jax.Array]:
+    """Normal random operands of `products` by operand index, one array per index (products that
+    share an input in the traced program share it here too)."""
+    shapes = {i: x for p in products for i, x in zip(p.operands, (p.lhs, p.rhs), strict=True)}
+    keys = jax.random.split(jax.random.key(0), len(shapes))
+    return {i: jax.random.normal(keys[i], x.shape, x.dtype) for i, x in shapes.items()}
+
+
 def step_matmul_loop(
     arch: Architecture, spec: data.DataSpec, steps: int
 ) -> tuple[Callable[[], None], int] | None:
@@ -97,9 +105,7 @@ def step_matmul_loop(
     products = step_products(arch, spec)
     if products is None:
         return None
-    shapes = {i: x for p in products for i, x in zip(p.operands, (p.lhs, p.rhs), strict=True)}
-    keys = jax.random.split(jax.random.key(0), len(shapes))
-    operands = {i: jax.random.normal(keys[i], x.shape, x.dtype) for i, x in shapes.items()}
+    operands = random_operands(products)
     scaled = {p.operands[0] if p.lhs.size <= p.rhs.size else p.operands[1] for p in products}
 
     @jax.jit
