@@ -202,9 +202,13 @@ def active_units(latent_means: np.ndarray, threshold: float = 0.01) -> dict[str,
 
 def density(
     model: models.Model, params: Params, x: Array, y: Array, rng: Array, options: Options
-) -> dict[str, Any]:
-    """Test log-likelihood (IWAE, k = options.num_samples) with its standard error, the ELBO,
-    the other per-image terms, and active units; for deterministic AEs the terms only."""
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(summary, per-image values). The summary: test log-likelihood (IWAE, k =
+    options.num_samples) with its standard error, the ELBO, the other per-image terms, and active
+    units; for deterministic AEs the terms only. The per-image values: `index` (the test images
+    of the importance-sampled estimate, `options.density_examples` of them, all for deterministic
+    AEs) and, on those images, each term and each estimate by name (`nll`, `nll_k<k>`), so two
+    models evaluated with the same options can be compared image by image."""
     out: dict[str, Any] = {"recon_units": model.units.description}
     terms = map_examples(
         model.eval_terms, params, x, y, jax.random.fold_in(rng, SALT_TERMS), options.example_batch
@@ -212,15 +216,18 @@ def density(
     for name, values in sorted(terms.items()):
         if name != "loss":  # the training objective; its parts are reported by name
             out[name] = per_image(values, model.term_unit(name))
+    subset = np.arange(x.shape[0])
+    if model.latent_variable:
+        subset = subset_indices(x.shape[0], options.density_examples, options.seed)
+    each: dict[str, np.ndarray] = {"index": subset}
+    each.update({name: np.asarray(v)[subset] for name, v in terms.items() if name != "loss"})
     if not model.latent_variable:
         out["log_likelihood"] = (
             "not estimated: a deterministic autoencoder defines no density p(x); "
             "reconstruction terms only"
         )
-        return out
+        return out, each
 
-    n = x.shape[0] if options.density_examples <= 0 else min(options.density_examples, x.shape[0])
-    subset = subset_indices(x.shape[0], n, options.seed)
     estimates = importance_sampled_log_likelihood(
         model,
         params,
@@ -246,5 +253,7 @@ def density(
         str(k): per_image(-v, f"{unit} from the first k of the samples")
         for k, v in estimates.items()
     }
+    each[name] = -np.asarray(estimates[options.num_samples], np.float64)
+    each.update({f"{name}_k{k}": -np.asarray(v, np.float64) for k, v in estimates.items()})
     out["active_units"] = active_units(encode(model, params, x, y), options.active_threshold)
-    return out
+    return out, each

@@ -15,7 +15,9 @@
 
 This module ties them to a restored run (`load_run`): `evaluate_run(workdir, options)` runs the
 parts of `Options.parts` and writes `workdir/eval.json`, `workdir/figures/*.png` and
-`workdir/report.html`; each part is also a function of arrays in its module, for notebooks.
+`workdir/report.html`, and the density part's per-image values to `workdir/eval_per_image.npz`
+(`read_per_image`: to compare two models image by image); each part is also a function of arrays
+in its module, for notebooks.
 Images are the model's input as training made it (`data.preprocess` with a fixed key): grey
 levels in [0, 1], or binarized / dequantized once. Every number in eval.json carries its unit,
 and every random choice comes from `Options.seed`, so the same seed gives the same numbers.
@@ -290,10 +292,11 @@ def evaluate_run(
         return value
 
     if "density" in options.parts:
-        results["density"] = timed(
+        results["density"], each = timed(
             "density",
             lambda: density.density(model, run.params, run.x_test, run.y_test, key, options),
         )
+        write_per_image(workdir, run.epoch, each)
     if "reduction" in options.parts:
         results["reduction"] = timed(
             "reduction", lambda: reduction(model, run.params, run.x_train, run.x_test, run.y_test)
@@ -322,6 +325,26 @@ def evaluate_run(
     os.replace(path + ".tmp", path)
     run_page.write_run_page(run, results, options, embeddings)  # report.html, from eval.json
     return results
+
+
+def write_per_image(workdir: str, epoch: int, values: dict[str, np.ndarray]) -> None:
+    """The density part's per-image values (`density.density`) of `epoch`'s checkpoint."""
+    path = os.path.join(workdir, workdirs.PER_IMAGE_FILE)
+    with open(path + ".tmp", "wb") as f:  # then renamed: a kill never leaves half a file
+        np.savez(f, epoch=epoch, **values)
+    os.replace(path + ".tmp", path)
+
+
+def read_per_image(workdir: str, epoch: int) -> dict[str, np.ndarray] | None:
+    """The density part's per-image values of `epoch`'s checkpoint: `index` (which test images)
+    and each term and estimate on them, in the units eval.json gives its mean; None where they
+    are not written, or were written for another checkpoint."""
+    path = os.path.join(workdir, workdirs.PER_IMAGE_FILE)
+    if not os.path.exists(path):
+        return None
+    with np.load(path) as saved:
+        values = {name: saved[name] for name in saved.files}
+    return values if int(values.pop("epoch")) == epoch else None
 
 
 def figures_to_tensorboard(run: Run, paths: list[str]) -> None:

@@ -85,7 +85,10 @@ def write_page(
     for row in rep.rows:
         value = ctx.value(row)
         paper = "—" if row.paper is None else f"{row.paper:.2f}"
-        runs = ", ".join(f"`{row.part}/{run.name}`" for run in ctx.row_runs(row))
+        # <part>/<run> of each run read (a paired row's two may be of different parts).
+        runs = ", ".join(
+            f"`{os.path.relpath(run.workdir, ctx.directory)}`" for run in ctx.row_runs(row)
+        )
         source = f"{runs}: {value['source'] if value else '—'} (`{row.metric}`)"
         cells = (row.label, paper, number(value), row.unit, source)
         table.append("| " + " | ".join(cell(c) for c in cells) + " |")

@@ -37,6 +37,7 @@ BUDGETS = ("tiny", "cpu", "paper")
 CONFIG_DIR = os.path.join("configs", "reproductions")
 MEASURES_FILE = "measures.json"
 EVAL_FILE = workdirs.EVAL_FILE
+PAIRED_PREFIX = "eval/density/"  # the metrics a row with `minus` can compare image by image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,10 @@ class Row:
     `run`: overrides that pick the part's run (empty: its first); `pooled`: an override (e.g.
     "seed") whose runs the row pools: the mean over the part's runs that match `run` and differ
     in it, ± the standard error of that mean across them (run-to-run spread, not the test set's;
-    none for one run)."""
+    none for one run); `minus`: (part, overrides) of a second run, for a paired comparison of a
+    density metric (`eval/density/<name>`, e.g. nll): the mean over test images of this run's
+    per-image value minus the other's, on the same images, ± the standard error of those
+    differences (the images' own spread, which both runs share, cancels)."""
 
     label: str
     part: str
@@ -68,6 +72,7 @@ class Row:
     run: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     examples: float | None = None
     pooled: str | None = None
+    minus: tuple[str, Mapping[str, Any]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +110,13 @@ def load(name: str, budget: str) -> Reproduction:
     unknown = set(rep.ledger) - {row.label for row in rep.rows}
     if unknown:
         raise ValueError(f"{path}: ledger names {sorted(unknown)}, which are not its rows' labels.")
+    for row in rep.rows:
+        if row.minus is not None and (row.pooled or not row.metric.startswith(PAIRED_PREFIX)):
+            raise ValueError(
+                f"{path}: row {row.label!r} has `minus`, which compares one run with another "
+                f"image by image: its metric must be {PAIRED_PREFIX}<name> (got {row.metric!r}) "
+                "and it cannot pool."
+            )
     return rep
 
 
@@ -133,7 +145,10 @@ class Context:
         raise ValueError(f"{self.reproduction.name}: part {part!r} has no run {overrides}.")
 
     def row_runs(self, row: Row) -> list[sweeps.Run]:
-        """The runs a row reads: its one run, or every run it pools."""
+        """The runs a row reads: its one run (and the one it is compared with), or every run it
+        pools."""
+        if row.minus is not None:
+            return [self.run(row.part, row.run), self.run(*row.minus)]
         if row.pooled is None:
             return [self.run(row.part, row.run)]
         runs = [
@@ -164,6 +179,8 @@ class Context:
         (for a pooled row: where any of its runs has nothing)."""
         if row.pooled is not None:
             return self._pooled_value(row)
+        if row.minus is not None:
+            return self._paired_value(row)
         run = self.run(row.part, row.run)
         kind, _, rest = row.metric.partition("/")
         if kind in ("eval", "measure"):
@@ -203,6 +220,30 @@ class Context:
         runs_text = f"{len(xs)} runs" if len(xs) > 1 else "1 run"
         source = f"{values[0]['source']}, the mean of {runs_text} ({each})"
         return {"value": float(xs.mean()), "stderr": stderr, "source": source}
+
+    def _paired_value(self, row: Row) -> dict[str, Any] | None:
+        name = row.metric.removeprefix(PAIRED_PREFIX)
+        runs = self.row_runs(row)
+        each = [
+            evaluation.read_per_image(r.workdir, _final_epoch(r)) if self.finished(r) else None
+            for r in runs
+        ]
+        if any(values is None or name not in values for values in each):
+            return None
+        (first, second), (index, other_index) = [v[name] for v in each], [v["index"] for v in each]
+        if not np.array_equal(index, other_index):
+            raise ValueError(
+                f"{self.reproduction.name}: row {row.label!r} compares "
+                f"{runs[0].name} and {runs[1].name} on different test images; evaluate both "
+                "with the same options."
+            )
+        differences = np.asarray(first, np.float64) - np.asarray(second, np.float64)
+        stderr = float(differences.std(ddof=1) / np.sqrt(len(differences)))
+        source = (
+            f"{workdirs.PER_IMAGE_FILE}, the first run's `{name}` minus the second's, paired over "
+            f"{len(differences):,} test images"
+        )
+        return {"value": float(differences.mean()), "stderr": stderr, "source": source}
 
 
 def plans(rep: Reproduction, budget: str, root: str) -> Context:
@@ -259,7 +300,11 @@ def _final_epoch(run: sweeps.Run) -> int:
 def evaluation_is_current(run: sweeps.Run, options: evaluation.Options, epoch: int) -> bool:
     """eval.json holds `epoch` (the final one), evaluated with these options."""
     saved = workdirs.read_record(os.path.join(run.workdir, EVAL_FILE))
-    return saved.get("epoch") == epoch and saved.get("options") == _options_json(options)
+    current = saved.get("epoch") == epoch and saved.get("options") == _options_json(options)
+    # The density part's per-image values too (an eval.json from before they were kept has none).
+    if "density" in options.parts and evaluation.read_per_image(run.workdir, epoch) is None:
+        return False
+    return current
 
 
 def evaluate(ctx: Context, say: Callable[[str], None] = print) -> list[str]:
@@ -392,10 +437,13 @@ def curves_figure(
 
 
 def paper_vs_ours(ctx: Context, path: str) -> str:
-    """Each row with a paper number: the paper's bar beside ours (with its standard error)."""
+    """Each row with a paper number: the paper's bar beside ours (with its standard error);
+    paired differences (rows with `minus`), in other units, are on the page only."""
     from matplotlib.figure import Figure  # noqa: PLC0415 - only where a figure is drawn
 
-    rows = [(r, ctx.value(r)) for r in ctx.reproduction.rows if r.paper is not None]
+    rows = [
+        (r, ctx.value(r)) for r in ctx.reproduction.rows if r.paper is not None and r.minus is None
+    ]
     fig = Figure(figsize=(max(5.0, 0.9 * len(rows) + 2), 4.2))
     ax = fig.add_subplot()
     xs = range(len(rows))

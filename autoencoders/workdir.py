@@ -39,6 +39,8 @@ METRICS_FILE = metrics.METRICS_FILE
 LOCK_FILE = "train.lock"
 LOG_FILE = "log.txt"
 EVAL_FILE = "eval.json"
+# The density part's per-image values (`evaluation.read_per_image`), beside eval.json.
+PER_IMAGE_FILE = "eval_per_image.npz"
 FIGURES_DIR = "figures"
 CHECKPOINTS_DIR = checkpoints.CHECKPOINTS_DIR
 MEMBERS_DIR = "members"

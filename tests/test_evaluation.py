@@ -219,6 +219,13 @@ def test_evaluate_command_writes_eval_json_with_units_and_figures(vae_run):
     assert expected | {"prior_vs_codes"} == written
     for figure in results["figures"]:
         assert os.path.getsize(os.path.join(vae_run, figure)) > 1000
+    # The per-image values behind the density part's means, of the same checkpoint.
+    each = evaluation.read_per_image(vae_run, results["epoch"])
+    assert each["nll"].mean() == pytest.approx(density_part["nll"]["value"])
+    assert each["nll_k1"].mean() == pytest.approx(density_part["nll_by_k"]["1"]["value"])
+    assert each["neg_elbo"].mean() == pytest.approx(density_part["neg_elbo"]["value"], rel=1e-5)
+    assert len(each["index"]) == len(each["nll"]) == density_part["nll"]["num_images"]
+    assert evaluation.read_per_image(vae_run, results["epoch"] + 1) is None  # another epoch's
 
     # Repeatable: the same options and seed give the same numbers, here in another process.
     again = evaluation.evaluate_run(vae_run, dataclasses.replace(SMALL, parts=evaluation.PARTS[:4]))
@@ -256,6 +263,8 @@ def test_deterministic_autoencoder_claims_no_likelihood(tmp_path):
     density_part = results["density"]
     assert "nll" not in density_part and "not estimated" in density_part["log_likelihood"]
     assert "sq_err" in density_part and "recon_nll" in density_part
+    each = evaluation.read_per_image(workdir, results["epoch"])
+    assert set(each) >= {"index", "sq_err", "recon_nll"} and "nll" not in each
     written = {os.path.basename(f) for f in results["figures"]}
     assert {"reconstructions.png", "interpolation.png", "latent_map.png"} == written
 
@@ -267,7 +276,7 @@ def test_bernoulli_on_grey_levels_is_labelled_cross_entropy():
     x = jax.random.uniform(jax.random.key(1), (6, *model.spec.shape))
     y = jnp.zeros((6,), jnp.int32)
     options = evaluation.Options(num_samples=4, report_ks=(1,))
-    result = density.density(model, params, x, y, jax.random.key(2), options)
+    result, _ = density.density(model, params, x, y, jax.random.key(2), options)
     assert "nll" not in result and "neg_elbo" not in result
     assert "NOT a log-likelihood" in result["marginal_xent"]["unit"]
     assert "cross-entropy" in result["xent_plus_kl"]["unit"]

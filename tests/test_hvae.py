@@ -129,10 +129,17 @@ def test_hvae_trains_and_is_evaluated_by_importance_sampling(tmp_path):
     options = evaluation.Options(
         parts=("density",), num_samples=50, report_ks=(1, 10), density_examples=40
     )
-    out = density.density(run.model, run.params, run.x_test, run.y_test, jax.random.key(0), options)
+    out, each = density.density(
+        run.model, run.params, run.x_test, run.y_test, jax.random.key(0), options
+    )
     assert out["nll"]["num_samples"] == 50
     by_k = {int(k): v["value"] for k, v in out["nll_by_k"].items()}
     assert by_k[50] <= by_k[1] + 1e-3  # more samples, a tighter bound on −log p(x)
+    # The per-image values behind those means, on the estimate's 40 test images.
+    assert each["index"].shape == (40,) and len(set(each["index"])) == 40
+    assert each["nll"].mean() == pytest.approx(out["nll"]["value"])
+    assert each["nll_k1"].mean() == pytest.approx(by_k[1])
+    assert each["neg_elbo"].shape == (40,)
     assert out["active_units"]["of"] == 2  # the top layer's
     layers = run.model.layer_means(run.params, run.x_test[:5])
     assert layers["z1"].shape == (5, 4) and layers["z2"].shape == (5, 2)

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoencoders import launch, ledger, reproduce, training
+from autoencoders import evaluation, launch, ledger, reproduce, training
+from autoencoders import workdir as workdirs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NAMES = (
@@ -260,6 +261,56 @@ def test_a_pooled_row_is_the_mean_over_seeds_with_their_standard_error(tmp_path,
     assert ctx.value(one)["value"] == 33.0
     with pytest.raises(ValueError, match="pools 'clusters'"):
         ctx.row_runs(dataclasses.replace(pooled, pooled="clusters"))
+
+
+def test_a_paired_row_is_the_mean_difference_over_the_shared_test_images(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    rep = reproduce.load("burda2016_table1", "cpu")
+    ctx = reproduce.plans(rep, "cpu", str(tmp_path))
+    row = next(r for r in rep.rows if r.label == "2 layers, IWAE k=50 − 1 layer, IWAE k=50")
+    assert row.paper == pytest.approx(82.90 - 84.78)
+    first, second = ctx.row_runs(row)
+    assert "two_layers" in first.workdir and "one_layer" in second.workdir
+    monkeypatch.setattr(reproduce.Context, "finished", lambda self, run: True)
+    # The images' own spread (SD 20), which both models share, and a 1-nat gain of the first.
+    rng = np.random.default_rng(0)
+    shared = rng.normal(90.0, 20.0, 1000)
+    nll = {first.name: shared - 1.0 + rng.normal(0.0, 0.5, 1000), second.name: shared}
+    index = np.sort(rng.choice(10_000, 1000, replace=False))
+    config = {section: {} for section in workdirs.CONFIG_SECTIONS}
+    config["train"] = {"num_epochs": 13}
+    for run in (first, second):
+        os.makedirs(run.workdir)
+        with open(os.path.join(run.workdir, "config.json"), "w") as f:
+            json.dump(config, f)
+    for run in (first, second):
+        assert ctx.value(row) is None  # not both evaluated yet
+        evaluation.write_per_image(run.workdir, 13, {"index": index, "nll": nll[run.name]})
+    value = ctx.value(row)
+    differences = nll[first.name] - nll[second.name]
+    assert value["value"] == pytest.approx(differences.mean())
+    assert value["stderr"] == pytest.approx(differences.std(ddof=1) / np.sqrt(1000))
+    assert value["stderr"] < 0.05 < 20.0 / np.sqrt(1000)  # the shared spread cancelled
+    assert "paired over 1,000 test images" in value["source"]
+    # Values of another checkpoint are not read; other test images are an error naming the row.
+    evaluation.write_per_image(second.workdir, 12, {"index": index, "nll": nll[second.name]})
+    assert ctx.value(row) is None
+    evaluation.write_per_image(second.workdir, 13, {"index": index + 1, "nll": nll[second.name]})
+    with pytest.raises(ValueError, match="IWAE k=50 − 1 layer.*different test images"):
+        ctx.value(row)
+
+
+def test_a_paired_row_of_a_metric_without_per_image_values_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs(reproduce.CONFIG_DIR)
+    source = (REPO / reproduce.CONFIG_DIR / "burda2016_table1.py").read_text()
+    forked = source.replace(
+        '"eval/density/nll", DIFFERENCE', '"measure/active_units_z1", DIFFERENCE'
+    )
+    assert forked != source
+    (tmp_path / reproduce.CONFIG_DIR / "forked.py").write_text(forked)
+    with pytest.raises(ValueError, match=r"forked.py: row .* has `minus`.*eval/density/<name>"):
+        reproduce.load("forked", "cpu")
 
 
 @pytest.mark.parametrize(
