@@ -56,7 +56,15 @@ def test_workdir_contents(vae_run):
     # The start event gives the unit of every metric the rows hold.
     metric_names = {k for r in rows if "split" in r for k in r} - {"step", "epoch", "split", "time"}
     assert metric_names <= set(start["units"])
-    assert any((workdir / "tensorboard").iterdir())
+    # TensorBoard holds every row's scalars (written in a background thread, flushed on close).
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
+
+    events = event_accumulator.EventAccumulator(str(workdir / "tensorboard"), {"tensors": 0})
+    events.Reload()
+    logged = [e.step for e in events.Tensors("test/neg_elbo")]
+    assert logged == [r["step"] for r in test_rows]
+    last = tf_scalar(events.Tensors("test/neg_elbo")[-1])
+    assert last == pytest.approx(test_rows[-1]["neg_elbo"])
 
 
 def test_ae_learns_with_each_likelihood(tmp_path):
@@ -279,3 +287,10 @@ def test_output_bias_data_mean_starts_the_decoder_at_the_data_marginal(
     for workdir in dirs:
         bias = workdirs.restore_params(workdir)[2]["decoder"]["params"]["out"]["bias"]
         np.testing.assert_allclose(np.asarray(bias), np.log(p / (1 - p)), rtol=1e-4, atol=1e-4)
+
+
+def tf_scalar(event) -> float:
+    """The value of a TensorBoard scalar summary event (a 0-d tensor proto)."""
+    from tensorboard.util import tensor_util  # noqa: PLC0415
+
+    return float(tensor_util.make_ndarray(event.tensor_proto))
