@@ -230,14 +230,14 @@ class Context:
         ]
         if any(values is None or name not in values for values in each):
             return None
-        (first, second), (index, other_index) = [v[name] for v in each], [v["index"] for v in each]
-        if not np.array_equal(index, other_index):
+        first, second = each
+        if not np.array_equal(first["index"], second["index"]):
             raise ValueError(
                 f"{self.reproduction.name}: row {row.label!r} compares "
                 f"{runs[0].name} and {runs[1].name} on different test images; evaluate both "
                 "with the same options."
             )
-        differences = np.asarray(first, np.float64) - np.asarray(second, np.float64)
+        differences = np.asarray(first[name], np.float64) - np.asarray(second[name], np.float64)
         stderr = float(differences.std(ddof=1) / np.sqrt(len(differences)))
         source = (
             f"{workdirs.PER_IMAGE_FILE}, the first run's `{name}` minus the second's, paired over "
@@ -298,13 +298,15 @@ def _final_epoch(run: sweeps.Run) -> int:
 
 
 def evaluation_is_current(run: sweeps.Run, options: evaluation.Options, epoch: int) -> bool:
-    """eval.json holds `epoch` (the final one), evaluated with these options."""
+    """eval.json holds `epoch` (the final one), evaluated with these options, and where they
+    include the density part, its per-image values (eval_per_image.npz) are of that epoch too."""
     saved = workdirs.read_record(os.path.join(run.workdir, EVAL_FILE))
-    current = saved.get("epoch") == epoch and saved.get("options") == _options_json(options)
-    # The density part's per-image values too (an eval.json from before they were kept has none).
-    if "density" in options.parts and evaluation.read_per_image(run.workdir, epoch) is None:
+    if saved.get("epoch") != epoch or saved.get("options") != _options_json(options):
         return False
-    return current
+    # An eval.json written before per-image values were kept has none: evaluate again.
+    return (
+        "density" not in options.parts or evaluation.read_per_image(run.workdir, epoch) is not None
+    )
 
 
 def evaluate(ctx: Context, say: Callable[[str], None] = print) -> list[str]:
