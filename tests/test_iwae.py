@@ -116,6 +116,8 @@ def test_terms_report_the_vae_family_metrics(untrained):
     assert set(terms) == {"loss", "neg_iwae_bound", "neg_elbo", "recon_nll", "kl", "sq_err"}
     assert all(v.shape == (BATCH,) for v in terms.values())
     np.testing.assert_allclose(terms["neg_elbo"], terms["recon_nll"] + terms["kl"], rtol=1e-6)
+    # The progress line shows each once, the importance-weighted bound first.
+    assert model.progress_terms == ("neg_iwae_bound", "neg_elbo", "recon_nll", "kl")
 
 
 @pytest.mark.parametrize(

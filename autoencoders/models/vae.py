@@ -27,7 +27,7 @@ class VAE(base.Model):
 
     @property
     def progress_terms(self) -> tuple[str, ...]:
-        return (self.headline, self.recon_name, "kl")
+        return (self.bound_name, self.recon_name, "kl")
 
     def term_units(self) -> dict[str, str]:
         return {
