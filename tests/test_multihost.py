@@ -23,7 +23,7 @@ import pytest
 
 from autoencoders import metrics, training
 from autoencoders import workdir as workdirs
-from tests.helpers import REPO
+from tests.helpers import REPO, forced_cpu_devices_flags
 
 # Tiny runs on the embedded digits: (config file, its argument, overrides). The VAE checkpoints
 # every epoch and has epochs to spare after one, for the test that stops and kills it.
@@ -49,7 +49,7 @@ def _env(devices: int = 1) -> dict[str, str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("XLA_FLAGS", None)
     if devices > 1:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] = forced_cpu_devices_flags(devices)
     return env
 
 

@@ -8,13 +8,13 @@ import sys
 import pytest
 
 from autoencoders import parallel
-from tests.helpers import REPO, tiny_config
+from tests.helpers import REPO, forced_cpu_devices_flags, tiny_config
 
 
 def test_data_parallel_and_member_parallel_equal_single_device():
     env = {
         **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "XLA_FLAGS": forced_cpu_devices_flags(4),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     result = subprocess.run(
