@@ -207,8 +207,9 @@ def density(
     options.num_samples) with its standard error, the ELBO, the other per-image terms, and active
     units; for deterministic AEs the terms only. The per-image values: `index` (the test images
     of the importance-sampled estimate, `options.density_examples` of them, all for deterministic
-    AEs) and, on those images, each term and each estimate by name (`nll`, `nll_k<k>`), so two
-    models evaluated with the same options can be compared image by image."""
+    AEs) and, on those images, each term and each estimate by name (`nll`; `nll_k<k>` for the
+    other report ks), so two models evaluated with the same options can be compared image by
+    image."""
     out: dict[str, Any] = {"recon_units": model.units.description}
     terms = map_examples(
         model.eval_terms, params, x, y, jax.random.fold_in(rng, SALT_TERMS), options.example_batch
@@ -254,6 +255,12 @@ def density(
         for k, v in estimates.items()
     }
     each[name] = -np.asarray(estimates[options.num_samples], np.float64)
-    each.update({f"{name}_k{k}": -np.asarray(v, np.float64) for k, v in estimates.items()})
+    each.update(  # k = num_samples is `name` itself
+        {
+            f"{name}_k{k}": -np.asarray(v, np.float64)
+            for k, v in estimates.items()
+            if k != options.num_samples
+        }
+    )
     out["active_units"] = active_units(encode(model, params, x, y), options.active_threshold)
     return out, each

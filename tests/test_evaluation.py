@@ -223,6 +223,7 @@ def test_evaluate_command_writes_eval_json_with_units_and_figures(vae_run):
     each = evaluation.read_per_image(vae_run, results["epoch"])
     assert each["nll"].mean() == pytest.approx(density_part["nll"]["value"])
     assert each["nll_k1"].mean() == pytest.approx(density_part["nll_by_k"]["1"]["value"])
+    assert f"nll_k{density_part['nll']['num_samples']}" not in each  # that is `nll` itself
     assert each["neg_elbo"].mean() == pytest.approx(density_part["neg_elbo"]["value"], rel=1e-5)
     assert len(each["index"]) == len(each["nll"]) == density_part["nll"]["num_images"]
     assert evaluation.read_per_image(vae_run, results["epoch"] + 1) is None  # another epoch's
