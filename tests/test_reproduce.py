@@ -164,6 +164,25 @@ def test_the_readme_beside_docs_repeats_the_ledger_table(tiny_runs):
         assert line.replace("](reproductions/", "](docs/reproductions/") in readme
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_each_committed_page_was_written_from_its_config_as_it_is(name, monkeypatch):
+    """A config edited without re-running its reproduction leaves a page that no longer says
+    what the command would write: its budget, its rows; and the README repeats the ledger."""
+    monkeypatch.chdir(REPO)
+    rep = reproduce.load(name, "cpu")
+    page = (REPO / "docs" / "reproductions" / f"{name}.md").read_text()
+    assert f"Budget `cpu`: {rep.budget}" in page
+    for row in rep.rows:
+        assert f"| {ledger.cell(row.label)} |" in page, row.label
+    readme = (REPO / "README.md").read_text()
+    line = next(
+        line
+        for line in (REPO / "docs" / "reproductions.md").read_text().splitlines()
+        if line.startswith(f"| [{name}]")
+    )
+    assert line.replace("](reproductions/", "](docs/reproductions/") in readme
+
+
 def test_the_ledger_gives_each_unit_once_after_the_numbers_in_it(tiny_runs):
     _, docs, _ = tiny_runs
     row = next(
