@@ -13,7 +13,6 @@ are.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -87,11 +86,13 @@ def make_train_epoch(
         order = jax.random.permutation(perm_key, num_examples)[:used]
         return order.reshape(steps_per_epoch, batch_size), step_key
 
-    def train_step(state, inputs, images, labels, step_key):
-        """One minibatch: `inputs` is (its indices into the split, the step's number)."""
+    def train_step(state, inputs, images, labels, step_key, x=None):
+        """One minibatch: `inputs` is (its indices into the split, the step's number); `x`, its
+        model inputs where made already (`minibatch_inputs`)."""
         indices, i = inputs
         data_key, model_key = jax.random.split(jax.random.fold_in(step_key, i))
-        x = preprocess(images[indices], data_key)
+        if x is None:
+            x = preprocess(images[indices], data_key)
         batch = parallel.shard_batch({"x": x, "y": labels[indices]}, mesh)
         batch = model.add_training_inputs(
             batch, context, images, labels, jax.random.fold_in(data_key, 1), preprocess
@@ -138,8 +139,23 @@ def make_train_epoch(
 
     def train_epoch(state, images, labels, key):
         order, step_key = shuffle(images.shape[0], key)
-        step = functools.partial(train_step, images=images, labels=labels, step_key=step_key)
-        state, step_metrics = jax.lax.scan(step, state, (order, jnp.arange(steps_per_epoch)))
+
+        def minibatch_inputs(i):  # step i's model inputs, with train_step's key for them
+            data_key, _ = jax.random.split(jax.random.fold_in(step_key, i))
+            return preprocess(images[order[i]], data_key)
+
+        def step(carry, i):
+            state, x = carry
+            state, metrics = train_step(state, (order[i], i), images, labels, step_key, x)
+            # The next step's inputs are made here and carried, so they are made once: made
+            # inside the step, XLA:CPU recomputes their random numbers (dequantization noise,
+            # binarization) in every fusion that reads them, three times a step for a Gaussian
+            # decoder; an optimization_barrier does not stop it. The last step's is not used.
+            following = minibatch_inputs(jnp.minimum(i + 1, steps_per_epoch - 1))
+            return (state, following), metrics
+
+        first = (state, minibatch_inputs(0))
+        (state, _), step_metrics = jax.lax.scan(step, first, jnp.arange(steps_per_epoch))
         # Mean over all minibatches of the epoch (equal sizes), not the last one.
         return state, jax.tree.map(jnp.mean, step_metrics)
 

@@ -239,6 +239,32 @@ def test_config_errors_are_clear_and_early(overrides, message):
         training.check_config(config)
 
 
+@pytest.mark.parametrize("likelihood", ["gaussian_learned", "bernoulli"])
+def test_scanned_epoch_carrying_each_steps_inputs_equals_steps_that_make_their_own(likelihood):
+    """The scan makes step i+1's inputs (dequantized, or dynamically binarized) during step i and
+    carries them; the per-step loop makes each step's inside it: the same keys, the same numbers."""
+    config = tiny_config("vae", likelihood)
+    assert config.data.dequantize or config.data.binarization == "dynamic"
+    run = training.setup(config, data_parallel=False)
+    results = {}
+    for loop in ("scan", "steps"):
+        config.train.epoch_loop = loop
+        train_epoch = epoch.make_train_epoch(
+            run.model, run.tx, config, run.steps_per_epoch, run.context
+        )
+        state = run.model.init_state(jax.random.key(0), run.example, run.tx)
+        for number in range(2):
+            state, metrics = train_epoch(
+                state, run.train.images, run.train.labels, jax.random.key(number)
+            )
+        results[loop] = (jax.device_get(state.params), jax.device_get(metrics))
+    (scan_params, scan_metrics), (step_params, step_metrics) = results["scan"], results["steps"]
+    for a, b in zip(jax.tree.leaves(scan_params), jax.tree.leaves(step_params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for name, value in scan_metrics.items():
+        assert value == pytest.approx(step_metrics[name], rel=1e-5), name
+
+
 def test_step_loop_epoch_equals_scanned_epoch(tmp_path, monkeypatch):
     """The per-step loop (auto for conv nets on CPU lowered to XLA's convolutions) runs the same
     steps as the compiled scan (auto for everything else)."""
