@@ -86,11 +86,15 @@ def make_train_epoch(
         order = jax.random.permutation(perm_key, num_examples)[:used]
         return order.reshape(steps_per_epoch, batch_size), step_key
 
+    def step_keys(step_key: Array, i: Array) -> Array:
+        """Step i's (data key, model key): its inputs' random numbers and its model's."""
+        return jax.random.split(jax.random.fold_in(step_key, i))
+
     def train_step(state, inputs, images, labels, step_key, x=None):
         """One minibatch: `inputs` is (its indices into the split, the step's number); `x`, its
         model inputs where made already (`minibatch_inputs`)."""
         indices, i = inputs
-        data_key, model_key = jax.random.split(jax.random.fold_in(step_key, i))
+        data_key, model_key = step_keys(step_key, i)
         if x is None:
             x = preprocess(images[indices], data_key)
         batch = parallel.shard_batch({"x": x, "y": labels[indices]}, mesh)
@@ -140,9 +144,8 @@ def make_train_epoch(
     def train_epoch(state, images, labels, key):
         order, step_key = shuffle(images.shape[0], key)
 
-        def minibatch_inputs(i):  # step i's model inputs, with train_step's key for them
-            data_key, _ = jax.random.split(jax.random.fold_in(step_key, i))
-            return preprocess(images[order[i]], data_key)
+        def minibatch_inputs(i):  # step i's model inputs, as train_step would make them
+            return preprocess(images[order[i]], step_keys(step_key, i)[0])
 
         def step(carry, i):
             state, x = carry
