@@ -155,13 +155,18 @@ def test_slow_tiny_reproduction_writes_its_page_figure_and_ledger_row(name, tmp_
     _check_tiny_page(docs, name)
 
 
+def linked_from_readme(ledger_line: str) -> str:
+    """A docs/reproductions.md table line as the README (beside docs/) repeats it."""
+    return ledger_line.replace("](reproductions/", "](docs/reproductions/")
+
+
 def test_the_readme_beside_docs_repeats_the_ledger_table(tiny_runs):
     root, docs, _ = tiny_runs
     readme = (root / "README.md").read_text()
     table = [line for line in (docs / "reproductions.md").read_text().splitlines() if "|" in line]
     assert "stale" not in readme and readme.endswith("More text.\n")
     for line in table:
-        assert line.replace("](reproductions/", "](docs/reproductions/") in readme
+        assert linked_from_readme(line) in readme
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -180,7 +185,7 @@ def test_each_committed_page_was_written_from_its_config_as_it_is(name, monkeypa
         for line in (REPO / "docs" / "reproductions.md").read_text().splitlines()
         if line.startswith(f"| [{name}]")
     )
-    assert line.replace("](reproductions/", "](docs/reproductions/") in readme
+    assert linked_from_readme(line) in readme
 
 
 def test_the_ledger_gives_each_unit_once_after_the_numbers_in_it(tiny_runs):
