@@ -1,4 +1,4 @@
-"""Stopping a command cleanly on SIGINT (Ctrl-C) or SIGTERM (a cluster's cancel, a dead launcher).
+"""Stopping a command cleanly on SIGINT (Ctrl-C), SIGTERM (a cluster's cancel) or a dead launcher.
 
 Python raises KeyboardInterrupt wherever the main thread happens to be, including places that
 swallow it (JAX's garbage-collection callback), so a Ctrl-C during start-up could be lost. An entry
@@ -53,15 +53,25 @@ def install() -> None:
 
 
 def _die_with_launcher() -> None:
-    """A sweep launcher's child gets SIGTERM (the clean stop) when the launcher dies, even by
-    SIGKILL: Linux's PR_SET_PDEATHSIG, asked for here rather than between fork and exec in the
-    launcher, which is multithreaded. A launcher already gone by now: stop at once."""
+    """A sweep launcher's child stops as on SIGTERM (the clean stop) when the launcher dies, even
+    by SIGKILL: Linux's PR_SET_PDEATHSIG, asked for here rather than between fork and exec in the
+    launcher, which is multithreaded. A launcher already gone by now: stop at once.
+
+    The death signal is SIGHUP, not SIGTERM, because Linux sends it once per thread of a dying
+    launcher (the child passes from each thread to the next as they exit): as SIGTERM, the second
+    would read as "SIGTERM again" and stop the run before it saves."""
     launcher = os.environ.get(LAUNCHER_PID)
     if not launcher or not sys.platform.startswith("linux"):
         return
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    signal.signal(signal.SIGHUP, _launcher_died)
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGHUP))
     if os.getppid() != int(launcher):
         os._exit(128 + signal.SIGTERM)
+
+
+def _launcher_died(signum: int, frame) -> None:
+    if not _received:  # only the first of its repeats counts; a stop already recorded stands
+        _record(signal.SIGTERM, frame)
 
 
 def _record(signum: int, frame) -> None:

@@ -171,8 +171,8 @@ class LocalBackend:
     Each child gets its own session, so Ctrl-C reaches only this process, which then stops the
     children by PID: SIGINT first (training saves the epoch it is in and stops), SIGKILL after
     `grace_seconds`. Whatever a child loses is its current epoch: it resumes next time. On Linux a
-    child also gets SIGTERM, the same clean stop, when this process dies, even by kill -9
-    (`_dies_with_parent`): no run outlives its launcher to race with the next one.
+    child also stops as on SIGTERM when this process dies, even by kill -9
+    (`interrupts.install`): no run outlives its launcher to race with the next one.
     """
 
     def __init__(self, workers: int = 1, grace_seconds: float = 20.0, poll_seconds: float = 0.2):

@@ -161,6 +161,49 @@ def test_work_without_safe_points_stops_at_the_first_signal(tmp_path, signum):
     assert stderr_path.read_text() == line
 
 
+# A launcher whose child's parent is a thread that ends before the launcher does: Linux sends the
+# child its death signal as each ends, as when a multithreaded launcher is killed.
+THREADED_LAUNCHER = """
+import os, subprocess, sys, threading, time
+from autoencoders import interrupts
+
+def start():
+    env = {**os.environ, interrupts.LAUNCHER_PID: str(os.getpid())}
+    argv = [sys.executable, "-c", sys.argv[1], "deferred"]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+    print(child.pid, flush=True)
+    assert child.stdout.readline() == "working\\n"
+
+thread = threading.Thread(target=start)
+thread.start()
+thread.join()
+time.sleep(1)  # the first death signal is handled before the second is sent
+"""
+
+
+def test_a_dead_launchers_repeated_death_signal_is_one_clean_stop(tmp_path):
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "w") as err:
+        launcher = subprocess.run(
+            [sys.executable, "-c", THREADED_LAUNCHER, STUCK],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            timeout=60,
+        )
+    assert launcher.returncode == 0, stderr_path.read_text()
+    child = int(launcher.stdout)
+    time.sleep(0.5)  # for the second signal to be handled
+    try:
+        assert alive(child), stderr_path.read_text()  # stopping at its next safe point, not at once
+        assert stderr_path.read_text() == (
+            "SIGTERM: stopping at the next safe point (SIGTERM again: at once)\n"
+        )
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
 TWO_RUNS = """
 from autoencoders import sweeps
 from configs.vae import get_config  # noqa: F401
