@@ -83,32 +83,23 @@ def get_reproduction(budget: str) -> reproduce.Reproduction:
         ("mnist", "MNIST", (3, 5, 10, 20, 200), DECADES[budget]),
         ("frey_face", "Frey Face", (2, 5, 10, 20), FREY_DECADES[budget]),
     )
-    test_rows = tuple(
+    # Each panel's test bound at its decades, then its train bound where it ends: the gap between
+    # the two is the overfitting.
+    rows = tuple(
         reproduce.Row(
-            f"{title}, latent {latent}, 10^{decade} examples",
+            f"{title}, latent {latent}, 10^{decade} examples{suffix}",
             part,
-            "test/neg_elbo",
-            UNIT,
+            f"{split}/neg_elbo",
+            unit,
             None,
             {"model.latent_dim": latent},
             10**decade,
         )  # fmt: skip
         for part, title, latents, decades in panels
-        for decade in decades
-        for latent in latents
-    )
-    # The train bound where each panel ends: its gap to the test bound is the overfitting.
-    train_rows = tuple(
-        reproduce.Row(
-            f"{title}, latent {latent}, 10^{decades[-1]} examples, train",
-            part,
-            "train/neg_elbo",
-            TRAIN_UNIT,
-            None,
-            {"model.latent_dim": latent},
-            10 ** decades[-1],
-        )  # fmt: skip
-        for part, title, latents, decades in panels
+        for split, suffix, unit, decade in (
+            *(("test", "", UNIT, decade) for decade in decades),
+            ("train", ", train", TRAIN_UNIT, decades[-1]),
+        )
         for latent in latents
     )
     return reproduce.Reproduction(
@@ -117,7 +108,7 @@ def get_reproduction(budget: str) -> reproduce.Reproduction:
         paper=PAPER,
         budget=BUDGET[budget],
         parts=parts,
-        rows=test_rows + train_rows,
+        rows=rows,
         ledger=tuple(
             f"{title}, latent 20, 10^{decades[-1]} examples" for _, title, _, decades in panels
         ),
