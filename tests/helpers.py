@@ -60,14 +60,15 @@ AAE = {
 
 
 def forced_cpu_devices_flags(count: int) -> str:
-    """XLA_FLAGS for `count` CPU devices in one process. Their collectives meet in a rendezvous
-    that aborts the process when one device's thread is 40 s late (XLA's default); on a loaded
-    2-core CI machine a thread was (2026-12-02: three of four threads waited, one never ran in
-    time). A hung collective still ends the run, after 300 s, within the tests' timeouts."""
+    """XLA_FLAGS for `count` CPU devices in one process, after the session's (conftest.py).
+    Their collectives meet in a rendezvous that aborts the process when one device's thread is
+    40 s late (XLA's default); on a loaded 2-core CI machine a thread was (2026-12-02: three of
+    four threads waited, one never ran in time). A hung collective still ends the run, after
+    300 s, within the tests' timeouts."""
     return (
-        f"--xla_force_host_platform_device_count={count} "
+        f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count} "
         "--xla_cpu_collective_call_terminate_timeout_seconds=300"
-    )
+    ).strip()
 
 
 def tiny_config(family: str = "vae", likelihood: str = "bernoulli", **overrides):

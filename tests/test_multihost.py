@@ -47,7 +47,6 @@ TOLERANCE = 1e-4
 
 def _env(devices: int = 1) -> dict[str, str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("XLA_FLAGS", None)
     if devices > 1:
         env["XLA_FLAGS"] = forced_cpu_devices_flags(devices)
     return env
