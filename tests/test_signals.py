@@ -127,16 +127,23 @@ with interrupts.exits_cleanly(at_once=sys.argv[1] == "at_once"):
 """
 
 
-def start_stuck(tmp_path, mode):
+def start_script(tmp_path, script: str, *args: str):
+    """`python -c script args` in the repository, stdout piped, stderr to a file: (the process,
+    the file's path)."""
     stderr_path = tmp_path / "stderr.txt"
     with open(stderr_path, "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c", STUCK, mode],
+            [sys.executable, "-c", script, *args],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
         )
+    return proc, stderr_path
+
+
+def start_stuck(tmp_path, mode):
+    proc, stderr_path = start_script(tmp_path, STUCK, mode)
     assert proc.stdout.readline() == "working\n"
     return proc, stderr_path
 
@@ -182,18 +189,9 @@ time.sleep(1)  # the first death signal is handled before the second is sent
 
 
 def test_a_dead_launchers_repeated_death_signal_is_one_clean_stop(tmp_path):
-    stderr_path = tmp_path / "stderr.txt"
-    with open(stderr_path, "w") as err:
-        launcher = subprocess.run(
-            [sys.executable, "-c", THREADED_LAUNCHER, STUCK],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            timeout=60,
-        )
-    assert launcher.returncode == 0, stderr_path.read_text()
-    child = int(launcher.stdout)
+    launcher, stderr_path = start_script(tmp_path, THREADED_LAUNCHER, STUCK)
+    assert launcher.wait(timeout=60) == 0, stderr_path.read_text()
+    child = int(launcher.stdout.read())
     time.sleep(0.5)  # for the second signal to be handled
     try:
         assert alive(child), stderr_path.read_text()  # stopping at its next safe point, not at once
