@@ -37,7 +37,16 @@ import jax
 import numpy as np
 from PIL import Image
 
-from autoencoders import baselines, data, density, figures, metrics, models, run_page
+from autoencoders import (
+    baselines,
+    data,
+    density,
+    figures,
+    metrics,
+    models,
+    run_page,
+    tensorboard_events,
+)
 from autoencoders import workdir as workdirs
 from autoencoders.models import base
 from autoencoders.quantities import (
@@ -357,13 +366,15 @@ def figures_to_tensorboard(run: Run, paths: list[str]) -> None:
     images = {}
     for path in paths:
         with Image.open(path) as image:
-            images[f"figures/{os.path.splitext(os.path.basename(path))[0]}"] = np.asarray(
-                image.convert("RGB")
-            )[None]
-    from clu import metric_writers  # noqa: PLC0415 - TensorFlow only where figures are written
-
-    writer = metric_writers.SummaryWriter(os.path.join(run.workdir, metrics.TENSORBOARD_DIR))
-    writer.write_images(step, images)
+            width, height = image.size
+        with open(path, "rb") as f:  # the PNG as written: TensorBoard shows it, no re-encoding
+            images[f"figures/{os.path.splitext(os.path.basename(path))[0]}"] = (
+                width,
+                height,
+                f.read(),
+            )
+    writer = tensorboard_events.EventWriter(os.path.join(run.workdir, metrics.TENSORBOARD_DIR))
+    writer.png_images(step, images)
     writer.close()
 
 

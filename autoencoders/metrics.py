@@ -1,5 +1,5 @@
-"""Metric logging: `workdir/metrics.jsonl` (append-only) plus TensorBoard events (CLU writers):
-the scalars, and the run's hparams for the HParams dashboard.
+"""Metric logging: `workdir/metrics.jsonl` (append-only) plus TensorBoard events
+(`tensorboard_events.py`): the scalars, and the run's hparams for the HParams dashboard.
 
 Each JSONL line is one object. Metric rows: {"step", "epoch", "split", "time", <name>: value, ...}
 with values per example (nats per image where they are log-likelihood terms). Event rows carry an
@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from autoencoders import trackers
+from autoencoders import tensorboard_events, trackers
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"  # TensorBoard events: these scalars, and evaluation's figures
@@ -30,28 +30,21 @@ class MetricsLog:
         self.path = os.path.join(workdir, METRICS_FILE)
         self._tracker = trackers.from_environment(workdir)  # first: a bad value opens nothing
         self._file = open(self.path, "a")  # noqa: SIM115 - kept open for the run
-        from clu import metric_writers  # noqa: PLC0415 - TensorFlow only where a run logs
-
-        # TensorBoard's events are written in CLU's background thread: a synchronous write costs
-        # the loop ~5 ms per row (TensorFlow eager ops), a seventh of an epoch of Frey Face's
-        # 15 steps. metrics.jsonl, written and flushed here, is the record that counts.
-        self._tb = metric_writers.AsyncWriter(
-            metric_writers.SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
-        )
+        self._tb = tensorboard_events.EventWriter(os.path.join(workdir, TENSORBOARD_DIR))
 
     def write(self, *, step: int, epoch: int, split: str, values: Mapping[str, float]) -> None:
         row = {"step": int(step), "epoch": int(epoch), "split": split, "time": time.time()}
         row.update({k: float(v) for k, v in values.items()})
         self._append(row)
         scalars = {f"{split}/{k}": float(v) for k, v in values.items()}
-        self._tb.write_scalars(int(step), scalars)
+        self._tb.scalars(int(step), scalars)
         if self._tracker is not None:
             self._tracker.metrics(int(step), scalars)
 
     def hparams(self, values: Mapping[str, Any]) -> None:
         """The run's settings for TensorBoard's HParams dashboard (which compares the runs of
         a sweep side by side, with their scalars), written on every (re)start."""
-        self._tb.write_hparams(values)
+        self._tb.hparams(values)
         if self._tracker is not None:
             self._tracker.params(values)
 
@@ -63,7 +56,6 @@ class MetricsLog:
         self._file.flush()  # a kill -9 after this loses nothing that was logged
 
     def close(self) -> None:
-        self._tb.flush()
         self._tb.close()
         self._file.close()
         if self._tracker is not None:

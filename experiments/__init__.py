@@ -2,7 +2,7 @@
 
 import os
 
-# TensorFlow (TFDS's data loading and CLU's TensorBoard writer; no model numerics) logs a few INFO
+# TensorFlow (TFDS's data loading; no model numerics) logs a few INFO
 # lines (oneDNN, CPU features) when imported; a command's only output on a bad input should be its
 # error line. Its warnings and errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")

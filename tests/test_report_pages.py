@@ -22,6 +22,7 @@ import time
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 from autoencoders import (
     baselines,
@@ -384,6 +385,7 @@ def test_evaluation_figures_are_tensorboard_images(vae_run):
     """Each figure of eval.json is an image in the run's TensorBoard, at the evaluated epoch's
     step (the step training logged for it)."""
     from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
+    from tensorboard.util import tensor_util  # noqa: PLC0415
 
     events = event_accumulator.EventAccumulator(
         os.path.join(vae_run.workdir, "tensorboard"), size_guidance={"images": 0, "tensors": 0}
@@ -391,12 +393,18 @@ def test_evaluation_figures_are_tensorboard_images(vae_run):
     events.Reload()
     figures = json.loads(pathlib.Path(vae_run.workdir, "eval.json").read_text())["figures"]
     tags = {f"figures/{pathlib.Path(f).stem}" for f in figures}
-    # CLU writes images as tensors (the TF2 summary API); TensorBoard's images plugin reads them.
+    # Images as TF2's summary API writes them: tensors [width, height, PNG] for the images plugin.
     stored = set(events.Tags()["tensors"])
     assert tags <= stored, tags - stored
+    for tag in tags:
+        assert events.SummaryMetadata(tag).plugin_data.plugin_name == "images"
     (event,) = events.Tensors("figures/reconstructions")
     steps = [row["step"] for row in metrics.read(os.path.join(vae_run.workdir, "metrics.jsonl"))]
     assert event.step == max(steps)
+    width, height, png = tensor_util.make_ndarray(event.tensor_proto)
+    path = pathlib.Path(vae_run.workdir, "figures", "reconstructions.png")
+    assert png == path.read_bytes()
+    assert (int(width), int(height)) == Image.open(path).size
 
 
 def test_each_run_writes_its_hparams_for_tensorboards_dashboard(sweep):
