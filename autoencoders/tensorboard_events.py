@@ -2,10 +2,10 @@
 run's hparams, as TensorFlow 2's `tf.summary` writes them (tensor summaries carrying each
 plugin's metadata), so TensorBoard's scalars, images and HParams dashboards read them.
 
-Why not TensorFlow's (or CLU's) writer: importing TensorFlow costs a run ~9 s of start-up, more
-than a small run's training, and a machine without TensorFlow (the GPU image) could not log.
-TensorBoard's own `EventFileWriter` opens its file through TensorFlow's gfile whenever TensorFlow
-is installed, so the file is opened here and framed by TensorBoard's `RecordWriter`.
+Why not TensorFlow's (or CLU's) writer: importing TensorFlow costs a run ~9 s of start-up on
+2 CPU cores, more than a small run's training. TensorBoard's own `EventFileWriter` opens its
+file through TensorFlow's gfile whenever TensorFlow is installed, so the file is opened here and
+framed by TensorBoard's `RecordWriter`.
 """
 
 from __future__ import annotations
