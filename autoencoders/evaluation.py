@@ -26,6 +26,7 @@ and every random choice comes from `Options.seed`, so the same seed gives the sa
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -365,14 +366,11 @@ def figures_to_tensorboard(run: Run, paths: list[str]) -> None:
     step = int(rows.get(run.epoch, {}).get("step", run.epoch))
     images = {}
     for path in paths:
-        with Image.open(path) as image:
-            width, height = image.size
         with open(path, "rb") as f:  # the PNG as written: TensorBoard shows it, no re-encoding
-            images[f"figures/{os.path.splitext(os.path.basename(path))[0]}"] = (
-                width,
-                height,
-                f.read(),
-            )
+            png = f.read()
+        with Image.open(io.BytesIO(png)) as image:  # reads only the header
+            width, height = image.size
+        images[f"figures/{os.path.splitext(os.path.basename(path))[0]}"] = (width, height, png)
     writer = tensorboard_events.EventWriter(os.path.join(run.workdir, metrics.TENSORBOARD_DIR))
     writer.png_images(step, images)
     writer.close()

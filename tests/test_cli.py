@@ -33,9 +33,22 @@ def run(args, **kw):
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, env=env, **kw)
 
 
+def imported_top_level_modules(importtime_stderr: str) -> set[str]:
+    """The top-level packages `python -X importtime` reports importing."""
+    lines = re.findall(r"^import time:.*\|\s*([\w.]+)\s*$", importtime_stderr, re.MULTILINE)
+    return {name.split(".")[0] for name in lines}
+
+
 def test_cli_writes_checkpoints_config_and_metrics(tmp_path):
-    result = run(train_command(tmp_path, "--config.train.num_epochs=2"), timeout=300)
+    command = train_command(tmp_path, "--config.train.num_epochs=2")
+    # -X importtime lists every import: a run on data that needs no TFDS (here the embedded
+    # digits) must not import TensorFlow, ~9 s of start-up (its TensorBoard events are written
+    # by autoencoders/tensorboard_events.py).
+    result = run([command[0], "-X", "importtime", *command[1:]], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    imported = imported_top_level_modules(result.stderr)
+    assert {"jax", "orbax", "tensorboard"} <= imported
+    assert not imported & {"tensorflow", "tensorflow_datasets", "clu"}
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model"]["latent_dim"] == 2 and config["network"]["hidden"] == [16]
     assert (tmp_path / "checkpoints" / "2").is_dir()
