@@ -23,11 +23,12 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 # fifth of the suite's time on 2 cores), and XLA:CPU's MLIR fusion emitters compile slower than
 # its older emitters (a third of a tiny reproduction's time). Set here for this process and the
 # subprocesses alike, so that both sides of every comparison compile the same way; XLA's own
-# (HLO) optimizations still run.
+# (HLO) optimizations still run. A flag already in XLA_FLAGS keeps the value given there.
 _FAST_COMPILE = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
 for _flag in _FAST_COMPILE:
-    if _flag not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}".strip()
+    _given = os.environ.get("XLA_FLAGS", "").split()
+    if not any(given.split("=")[0] == _flag.split("=")[0] for given in _given):
+        os.environ["XLA_FLAGS"] = " ".join([*_given, _flag])
 
 from autoencoders import threefry  # noqa: E402
 
