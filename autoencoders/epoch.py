@@ -13,7 +13,8 @@ are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -21,10 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from autoencoders import conv, data, models, parallel
+from autoencoders import conv, cpu_matmuls, data, models, parallel
 
 Array = jax.Array
 EPOCH_LOOPS = ("auto", "scan", "steps")
+# The steps of the epoch that `choose_cpu_matmuls` compiles and times with each library's products.
+PROBE_STEPS = 2
 
 
 def epoch_loop(config) -> str:
@@ -65,6 +68,7 @@ def make_train_epoch(
     compiled: bool = True,
     streamed: bool = False,
     on_step: Callable[[int], Any] | None = None,
+    compiler_options: Mapping[str, str] | None = None,
 ) -> Callable:
     """(state, images, labels, key) -> (state, epoch-mean metrics), donating the state.
 
@@ -75,7 +79,9 @@ def make_train_epoch(
     minibatch is gathered on the host and sent, in the order and with the keys of the device
     path, so the epoch is the same computation as the per-step loop on device-resident data.
     `on_step(steps done)`: called after each step of the per-step loops (a progress bar).
+    `compiler_options`: XLA's, for the compiled step or epoch (`cpu_matmuls.Choice.options`).
     """
+    jit = functools.partial(jax.jit, compiler_options=compiler_options)
     on_step = on_step or (lambda done: None)
     batch_size = config.train.batch_size
     preprocess = preprocessor(model, config.data)
@@ -113,7 +119,7 @@ def make_train_epoch(
         def streamed_step(state, i, images, labels, step_key):
             return train_step(state, (within_batch, i), images, labels, step_key)
 
-        streamed_step_jit = jax.jit(streamed_step, donate_argnums=0)
+        streamed_step_jit = jit(streamed_step, donate_argnums=0)
 
         def train_epoch_streamed(state, images, labels, key):
             order, step_key = shuffle_jit(images.shape[0], key)
@@ -128,7 +134,7 @@ def make_train_epoch(
         return train_epoch_streamed
 
     if compiled and epoch_loop(config) == "steps":
-        step_jit = jax.jit(train_step, donate_argnums=0)
+        step_jit = jit(train_step, donate_argnums=0)
 
         def train_epoch_by_steps(state, images, labels, key):
             order, step_key = shuffle_jit(images.shape[0], key)
@@ -162,7 +168,35 @@ def make_train_epoch(
         # Mean over all minibatches of the epoch (equal sizes), not the last one.
         return state, jax.tree.map(jnp.mean, step_metrics)
 
-    return jax.jit(train_epoch, donate_argnums=0) if compiled else train_epoch
+    return jit(train_epoch, donate_argnums=0) if compiled else train_epoch
+
+
+def choose_cpu_matmuls(
+    model: models.Model,
+    tx: optax.GradientTransformation,
+    config,
+    state: Any,
+    images: Array,
+    labels: Array,
+    context: Any = None,
+    mesh: parallel.Mesh | None = None,
+) -> cpu_matmuls.Choice:
+    """XLA:CPU's product library for this model's epoch (`cpu_matmuls.choose`): a
+    PROBE_STEPS-step epoch of the same program, compiled with each, timed from copies of `state`
+    (the epoch donates its state) on the first minibatches of `images`."""
+    key = jax.random.key(0)
+
+    def probe(options):
+        probe_epoch = make_train_epoch(
+            model, tx, config, PROBE_STEPS, context, mesh, compiler_options=options
+        )
+
+        def call() -> None:
+            jax.block_until_ready(probe_epoch(jax.tree.map(jnp.copy, state), images, labels, key))
+
+        return call
+
+    return cpu_matmuls.choose(probe, f"a {PROBE_STEPS}-step epoch")
 
 
 def make_evaluate(
@@ -172,13 +206,16 @@ def make_evaluate(
     *,
     compiled: bool = True,
     streamed: bool = False,
+    compiler_options: Mapping[str, str] | None = None,
 ) -> Callable:
     """(params, images, labels, key) -> per-example means of `model.eval_terms` over a split.
 
     The split is padded to whole batches and padded rows are masked out, so every example counts
     once. The noise key is fixed by the caller, so the result is the same at every evaluation.
     `streamed`: a host (numpy) split, sent one batch at a time; the same batches and keys.
+    `compiler_options`: XLA's, as `make_train_epoch` takes them.
     """
+    jit = functools.partial(jax.jit, compiler_options=compiler_options)
     batch_size = config.train.eval_batch_size
     preprocess = preprocessor(model, config.data)
 
@@ -190,7 +227,7 @@ def make_evaluate(
         return {k: jnp.sum(v * weight) for k, v in terms.items()}
 
     if streamed:
-        batch_sums_jit = jax.jit(batch_sums)
+        batch_sums_jit = jit(batch_sums)
 
         def evaluate_streamed(params, images, labels, key):
             n, totals = images.shape[0], None
@@ -237,4 +274,4 @@ def make_evaluate(
         totals, _ = jax.lax.scan(body, zeros, jnp.arange(num_batches))
         return {k: v / n for k, v in totals.items()}
 
-    return jax.jit(evaluate) if compiled else evaluate
+    return jit(evaluate) if compiled else evaluate

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -137,10 +139,18 @@ class Program:
 
 
 def program(
-    config, spec, steps_per_epoch: int, example, context, salts, x_mean: np.ndarray | None = None
+    config,
+    spec,
+    steps_per_epoch: int,
+    example,
+    context,
+    salts,
+    x_mean: np.ndarray | None = None,
+    compiler_options: Mapping[str, str] | None = None,
 ) -> Program:
     """Vmapped init, epoch and evaluation of every member (`salts`: init, train, eval); each
-    member's decoder starts at `x_mean` where given (`Model.start_at_data_mean`)."""
+    member's decoder starts at `x_mean` where given (`Model.start_at_data_mean`); the epoch and
+    evaluation are compiled with XLA's `compiler_options` (`cpu_matmuls`)."""
     members = sweeps.vmap_members(config.get("vmap"))
     mesh = member_mesh(config, len(members))
     num_epochs = config.train.num_epochs
@@ -172,8 +182,9 @@ def program(
         return epoch.make_evaluate(model, traced, compiled=False)(params, images, labels, key)
 
     members_axis = (0, None, None, 0, 0)  # state/params, images, labels, key, hyper-parameters
-    train_all = jax.jit(jax.vmap(train_epoch, in_axes=members_axis), donate_argnums=0)
-    evaluate_all = jax.jit(jax.vmap(evaluate, in_axes=members_axis))
+    jit = functools.partial(jax.jit, compiler_options=compiler_options)
+    train_all = jit(jax.vmap(train_epoch, in_axes=members_axis), donate_argnums=0)
+    evaluate_all = jit(jax.vmap(evaluate, in_axes=members_axis))
     hparams = parallel.split_leading_axis(hparams, mesh)
     state = jax.jit(jax.vmap(init))(roots, hparams)
     keys = [jax.vmap(lambda r, s=s: jax.random.fold_in(r, s))(roots) for s in salts[1:]]

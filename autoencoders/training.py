@@ -31,11 +31,13 @@ import numpy as np
 from absl import logging as absl_logging
 
 from autoencoders import (
+    cpu_matmuls,
     data,
     epoch,
     interrupts,
     likelihoods,
     members,
+    metrics,
     models,
     networks,
     optim,
@@ -76,6 +78,7 @@ def check_config(config: ml_collections.ConfigDict) -> data.DataSpec:
             "config.train.data_parallel=False: a run of several processes trains data-parallel "
             "over all their devices; set it to True or launch a single process."
         )
+    cpu_matmuls.requested()  # AUTOENCODERS_CPU_MATMULS, checked before anything compiles
     for field in ("batch_size", "num_epochs", "eval_every", "eval_batch_size"):
         if config.train[field] <= 0:
             raise ValueError(f"config.train.{field}={config.train[field]}: must be > 0.")
@@ -210,8 +213,9 @@ def train_and_evaluate(
         if vmapped:  # several settings as one vmapped program, each with its own directory
             salts = (_INIT, _TRAIN, _EVAL)
             program = members.program(
-                config, model.spec, run.steps_per_epoch, run.example, run.context, salts, run.x_mean
-            )
+                config, model.spec, run.steps_per_epoch, run.example, run.context, salts,
+                run.x_mean, compiler_options=cpu_matmuls.fixed().options,
+            )  # fmt: skip
             state, train_epoch, evaluate = program.state, program.train_epoch, program.evaluate
             train_key, eval_key = program.train_key, program.eval_key
             out = members.MemberDirs(workdir, config)
@@ -220,11 +224,6 @@ def train_and_evaluate(
             if run.x_mean is not None:
                 state = model.start_at_data_mean(state, run.x_mean)
             state = parallel.replicate(state, run.mesh)  # restored checkpoints land replicated too
-            train_epoch = epoch.make_train_epoch(
-                model, run.tx, config, run.steps_per_epoch, run.context, run.mesh,
-                streamed=run.streamed, on_step=steps_bar.reach if steps_bar else None,
-            )  # fmt: skip
-            evaluate = epoch.make_evaluate(model, config, run.mesh, streamed=run.streamed)
             train_key, eval_key = jax.random.fold_in(root, _TRAIN), jax.random.fold_in(root, _EVAL)
             out = workdirs.RunDir(workdir, config)
 
@@ -236,6 +235,19 @@ def train_and_evaluate(
                 headline=model.headline,
                 units={**model.term_units(), **LOOP_UNITS},
             )
+            if not vmapped:  # compiled with the products measured faster on this CPU
+                matmuls = _matmul_choice(run, config, state, workdir, start_epoch < num_epochs)
+                logging.info("%s.", matmuls.describe())
+                if out.log is not None and start_epoch < num_epochs:  # kept on resuming
+                    out.log.event("cpu_matmuls", kernels=matmuls.kernels, reason=matmuls.reason)
+                train_epoch = epoch.make_train_epoch(
+                    model, run.tx, config, run.steps_per_epoch, run.context, run.mesh,
+                    streamed=run.streamed, on_step=steps_bar.reach if steps_bar else None,
+                    compiler_options=matmuls.options,
+                )  # fmt: skip
+                evaluate = epoch.make_evaluate(
+                    model, config, run.mesh, streamed=run.streamed, compiler_options=matmuls.options
+                )
             if start_epoch == 0 and config.train.pretrain_epochs:
                 state = _pretrained(run, state, jax.random.fold_in(root, _PRETRAIN), out)
             if start_epoch >= num_epochs:
@@ -308,6 +320,25 @@ def train_and_evaluate(
                         _stop(f"at epoch {epoch_number}")
                     bar.update(1)
             return out.final
+
+
+def _matmul_choice(run: Setup, config, state: Any, workdir: str, probe: bool) -> cpu_matmuls.Choice:
+    """XLA:CPU's product kernels for the run's epoch and evaluation (`cpu_matmuls`): where
+    AUTOENCODERS_CPU_MATMULS is 'auto', the faster on a short epoch of the run's own program
+    (`epoch.choose_cpu_matmuls`). A resumed run keeps the choice its metrics.jsonl recorded, so
+    it computes what it would have computed uninterrupted. Not probed, XLA's default kept:
+    streamed and multi-process runs (every process must compile the same program), and runs with
+    nothing left to train."""
+    path = os.path.join(workdir, metrics.METRICS_FILE)
+    earlier = metrics.events(path, "cpu_matmuls") if os.path.exists(path) else []
+    if earlier:
+        return cpu_matmuls.recorded(earlier[-1]["kernels"])
+    too_short = run.steps_per_epoch < epoch.PROBE_STEPS
+    if not probe or run.streamed or parallel.multi_process() or too_short:
+        return cpu_matmuls.fixed()
+    return epoch.choose_cpu_matmuls(
+        run.model, run.tx, config, state, run.train.images, run.train.labels, run.context, run.mesh
+    )
 
 
 def _pretrained(run: Setup, state: Any, key: Array, out: workdirs.RunDir) -> Any:

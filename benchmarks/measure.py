@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from autoencoders import data, density, epoch, models, optim
+from autoencoders import cpu_matmuls, data, density, epoch, models, optim
 from benchmarks import timing
 from benchmarks.architectures import Architecture
 from benchmarks.datasets import BenchData
@@ -49,6 +49,8 @@ class TrainResult:
     # beside the other framework's, and `parts.step_split` beside the step's parts (JAX), without
     # compiling again. Returns that repeat's loss.
     call: Callable[[], float] | None = None
+    # JAX: XLA:CPU's product library its epoch was compiled with, and why (`cpu_matmuls`).
+    matmuls: cpu_matmuls.Choice | None = None
 
     @property
     def steps_per_s(self) -> float:
@@ -159,9 +161,11 @@ class JaxModel:
     def make_state(self, key: jax.Array) -> optim.TrainState:
         return self.model.init_state(key, self.example, self.tx)
 
-    def train_epoch(self, steps: int) -> Any:
+    def train_epoch(self, steps: int, compiler_options: Mapping[str, str] | None = None) -> Any:
         """The real training loop (`epoch.make_train_epoch`) for `steps` minibatch steps."""
-        return epoch.make_train_epoch(self.model, self.tx, self.model.config, steps)
+        return epoch.make_train_epoch(
+            self.model, self.tx, self.model.config, steps, compiler_options=compiler_options
+        )
 
     def one_step(self) -> tuple[Callable[..., Any], jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
         """One minibatch step of the real epoch, uncompiled: an epoch of one step over a dataset
@@ -185,15 +189,25 @@ def num_params(params: Any) -> int:
 def bench_jax_training(
     arch: Architecture, bench: BenchData, steps: int, repeats: int
 ) -> TrainResult:
+    """As `experiments.train` runs it: on CPU compiled with the product library that a probe of
+    the same epoch measures faster (`epoch.choose_cpu_matmuls`), unless AUTOENCODERS_CPU_MATMULS
+    fixes it."""
     jm = JaxModel.build(arch, bench.spec, steps)
     state = jm.init_state(jax.random.key(0))
     flops = jm.step_flops(state)
     size = num_params(state.params)
+    matmuls = epoch.choose_cpu_matmuls(
+        jm.model, jm.tx, jm.model.config, state, bench.train.images, bench.train.labels
+    )
     root = jax.random.key(1)
     measured, metrics, call = time_compiled(
-        jm.train_epoch(steps), state, bench.train, lambda c: jax.random.fold_in(root, c), repeats
+        jm.train_epoch(steps, matmuls.options),
+        state,
+        bench.train,
+        lambda c: jax.random.fold_in(root, c),
+        repeats,
     )
-    return TrainResult(measured, steps, size, float(metrics["loss"]), flops, call)
+    return TrainResult(measured, steps, size, float(metrics["loss"]), flops, call, matmuls)
 
 
 def bench_torch_training(

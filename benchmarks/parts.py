@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -94,7 +94,10 @@ def random_operands(products: Sequence[Product]) -> dict[int, jax.Array]:
 
 
 def step_matmul_loop(
-    arch: Architecture, spec: data.DataSpec, steps: int
+    arch: Architecture,
+    spec: data.DataSpec,
+    steps: int,
+    compiler_options: Mapping[str, str] | None = None,
 ) -> tuple[Callable[[], None], int] | None:
     """(a call of `steps` steps, FLOPs per step) of a training step's matrix products alone
     (`step_products`: dense layers and, on CPU, convolutions as products; forward, input and
@@ -108,7 +111,7 @@ def step_matmul_loop(
     operands = random_operands(products)
     scaled = {p.operands[0] if p.lhs.size <= p.rhs.size else p.operands[1] for p in products}
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=compiler_options)
     def loop(operands: dict[int, jax.Array]) -> jax.Array:
         def step(carry: jax.Array, _: None) -> tuple[jax.Array, None]:
             scale = 1.0 + 1e-30 * carry
@@ -124,14 +127,19 @@ def step_matmul_loop(
     return lambda: loop(operands).block_until_ready(), sum(p.flops for p in products)
 
 
-def optimizer_step_loop(arch: Architecture, spec: data.DataSpec, steps: int) -> Callable[[], None]:
+def optimizer_step_loop(
+    arch: Architecture,
+    spec: data.DataSpec,
+    steps: int,
+    compiler_options: Mapping[str, str] | None = None,
+) -> Callable[[], None]:
     """A call of `steps` optimizer updates alone (the config's optax Adam on the model's
     parameters, with fixed gradients) in one jitted loop."""
     jm = JaxModel.build(arch, spec, steps)
     params = jm.init_state(jax.random.key(0)).params
     grads = jax.tree.map(lambda p: 1e-3 * jnp.ones_like(p), params)
 
-    @functools.partial(jax.jit, donate_argnums=0)
+    @functools.partial(jax.jit, donate_argnums=0, compiler_options=compiler_options)
     def loop(state, grads):
         def step(state, _):
             params, opt_state = state
@@ -165,14 +173,17 @@ def step_split(
     steps: int,
     repeats: int,
     train_epoch: Callable[[], None],
+    compiler_options: Mapping[str, str] | None = None,
 ) -> StepSplit:
     """A training step, its matrix products alone and its optimizer update alone, each `steps`
     steps in one jitted loop, timed in turn call by call (`timing.interleaved_best_seconds`), so
     that the CPU's clock, which drifts over seconds to minutes, is shared by all three; the best
     of `repeats` rounds each. `train_epoch` calls the real compiled epoch of `steps` steps
-    (`measure.bench_jax_training`'s `TrainResult.call`), its state threaded through the calls."""
-    loops = {"step": train_epoch, "optimizer": optimizer_step_loop(arch, bench.spec, steps)}
-    matmuls = step_matmul_loop(arch, bench.spec, steps)
+    (`measure.bench_jax_training`'s `TrainResult.call`), its state threaded through the calls;
+    the parts are compiled with its `compiler_options` (`cpu_matmuls`)."""
+    optimizer = optimizer_step_loop(arch, bench.spec, steps, compiler_options)
+    loops = {"step": train_epoch, "optimizer": optimizer}
+    matmuls = step_matmul_loop(arch, bench.spec, steps, compiler_options)
     if matmuls is not None:
         loops["matmuls"] = matmuls[0]
     best = timing.interleaved_best_seconds(loops, repeats)

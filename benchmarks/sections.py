@@ -112,7 +112,7 @@ def run_training(run: Run) -> None:
         TRAIN_TABLE,
         ["model", "batch", "steps", "JAX steps/s", "PyTorch steps/s", "JAX/PyTorch",
          "torch.compile steps/s", "JAX/torch.compile", "JAX examples/s", "PyTorch examples/s",
-         "JAX % of peak", "PyTorch % of peak"],
+         "JAX % of peak", "PyTorch % of peak", "JAX products"],
     )  # fmt: skip
     time_split = report.Table(
         "Where a JAX training step's time goes",
@@ -156,7 +156,9 @@ def run_training(run: Run) -> None:
         time_in_turn(timed, args.repeats)
         for framework, result in timed.items():
             run.log(f"{name} {framework} ({steps} steps)", result.measured)
-        split = parts.step_split(arch, bench, steps, args.repeats, jax_result.call)
+        matmuls = jax_result.matmuls
+        run.raw.append(f"{name} JAX: {matmuls.describe()}")
+        split = parts.step_split(arch, bench, steps, args.repeats, jax_result.call, matmuls.options)
         if bench is not run.bench:
             other_data.append(f"{arch.title}: {bench.description}")
         compiled_ok = compiled if isinstance(compiled, TrainResult) else None
@@ -173,7 +175,7 @@ def run_training(run: Run) -> None:
             compiled_steps,
             ratio(jax_result.steps_per_s, compiled_ok.steps_per_s if compiled_ok else None),
             jax_result.steps_per_s * batch, None if torch_steps is None else torch_steps * batch,
-            percent(jax_gflops, peak), percent(torch_gflops, peak),
+            percent(jax_gflops, peak), percent(torch_gflops, peak), matmuls.kernels,
         )  # fmt: skip
         matmul_s = split.matmul_s
         floor_s = None if matmul_s is None else matmul_s + split.optimizer_s
@@ -224,6 +226,11 @@ def run_training(run: Run) -> None:
         *other_data,
         "% of peak: GFLOP/s (FLOPs per step from the 'FLOPs used' column of 'Training FLOPs') "
         "over the matmul peak measured right before the model's rows",
+        "JAX products: the library XLA:CPU's matrix products ran on in JAX's epoch (and in "
+        "'Where a JAX training step's time goes'), chosen as `experiments.train` chooses it "
+        "(`autoencoders/cpu_matmuls.py`): on CPU, Eigen where a probe of a 2-step epoch "
+        "compiled both ways measured it at least 5 % faster than YNNPACK, XLA's default "
+        "(each probe's seconds are in the raw timings); 'xla' off CPU",
     ]
     time_split.notes += [
         "JAX step ms, matmuls alone, optimizer alone: each `steps` steps in one jitted loop, "

@@ -30,6 +30,12 @@ for _flag in _FAST_COMPILE:
     if not any(given.split("=")[0] == _flag.split("=")[0] for given in _given):
         os.environ["XLA_FLAGS"] = " ".join([*_given, _flag])
 
+# A training run on CPU compiles a short probe of its epoch twice, to pick the faster matrix-product
+# library (autoencoders/cpu_matmuls.py): seconds that pay off over a real run, not over the
+# suite's hundreds of tiny ones. The tests fix XLA's default; tests/test_cpu_matmuls.py runs the
+# probe itself.
+os.environ.setdefault("AUTOENCODERS_CPU_MATMULS", "ynnpack")
+
 from autoencoders import threefry  # noqa: E402
 
 # TFDS makes an empty temporary directory (`tempfile.mkdtemp("tfds")`, DatasetInfo's

@@ -7,6 +7,7 @@ import importlib.util
 import pathlib
 import re
 
+import jax
 import pytest
 from absl import flags
 from absl.testing import flagsaver
@@ -69,6 +70,9 @@ def test_tiny_benchmark_table_parses(tmp_path, parse):
     assert row["model"].startswith("IWAE-paper VAE") and row["steps"] == "2"
     assert report.parse_number(row["JAX steps/s"]) > 0
     assert report.parse_number(row["JAX % of peak"]) > 0
+    cpu = jax.default_backend() == "cpu"
+    assert row["JAX products"] in (("ynnpack", "eigen") if cpu else ("xla",))
+    assert "iwae JAX: XLA:CPU matrix products: " in text
     if has_torch:
         assert report.parse_number(row["PyTorch steps/s"]) > 0
         assert report.parse_number(row["JAX/PyTorch"]) > 0
