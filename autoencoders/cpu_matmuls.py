@@ -5,14 +5,16 @@ XLA:CPU (jaxlib 0.10) hands matrix products to YNNPACK by default; with its
 is faster depends on the program and on the CPU: on a 2-core Intel Xeon with AVX-512, Eigen ran
 the conv VAEs' steps 15-24 % faster and the IWAE-paper VAE's (batch-20 products) three times
 slower (docs/benchmarks.md). So, on CPU, `choose` compiles a short probe of the run's own program
-both ways, times them in turn and keeps Eigen only where it is clearly faster
-(`EIGEN_MARGIN`). AUTOENCODERS_CPU_MATMULS=ynnpack or =eigen fixes the choice (to compare speed,
-or to skip the probe's few seconds of compiling); GPU and TPU programs are left as they are.
+(`epoch.choose_cpu_matmuls`: two of its training steps) both ways, times them in turn and keeps
+Eigen only where it is clearly faster (`EIGEN_MARGIN`). AUTOENCODERS_CPU_MATMULS=ynnpack or
+=eigen fixes the choice (to compare speed, or to skip the probe's few seconds of compiling); GPU
+and TPU programs are left as they are.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +33,9 @@ OPTIONS: Mapping[str, Mapping[str, str]] = {
 # that, the runs' spread decides, and XLA's default is the better-trodden path.
 EIGEN_MARGIN = 0.05
 ROUNDS = 3
+# A probe call shorter than this is repeated within each timed sample, so that short steps (a
+# millisecond for the IWAE-paper VAE) are timed above the clock's and the dispatch's noise.
+MIN_SAMPLE_S = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,9 +85,10 @@ def choose(probe: Callable[[Mapping[str, str]], Callable[[], Any]], what: str) -
     """Times `probe(options)()` under each library's compiler options and returns the faster.
 
     `probe(options)` builds the program with those `jax.jit` compiler options and returns one
-    call of it (fresh arguments each call, blocking until done); its first call compiles and is
-    not timed. Then `ROUNDS` rounds call each in turn, so both share the machine's drift, and the
-    best call of each is compared. `what` names the probe in the reason (e.g. 'a 2-step epoch').
+    call of it (blocking until done); its first call compiles and is not timed. Then `ROUNDS`
+    rounds time each in turn, so both share the machine's drift, each sample as many calls as
+    make `MIN_SAMPLE_S`, and the best sample of each is compared (seconds per call). `what` names
+    the probe in the reason (e.g. '2 steps of the epoch').
     """
     choice = fixed()
     if choice.kernels != "ynnpack" or requested() != "auto":
@@ -95,16 +101,23 @@ def choose(probe: Callable[[Mapping[str, str]], Callable[[], Any]], what: str) -
     except Exception as error:  # noqa: BLE001  (an XLA without the option: keep its default)
         logging.warning("Eigen's products could not be compiled; keeping YNNPACK's: %s", error)
         return Choice("ynnpack", f"Eigen's could not be compiled: {type(error).__name__}")
+
+    def sample(call: Callable[[], Any], calls_per_sample: int) -> float:
+        start = time.perf_counter()
+        for _ in range(calls_per_sample):
+            call()
+        return (time.perf_counter() - start) / calls_per_sample
+
+    once = sample(calls["ynnpack"], 1)
+    per_sample = max(1, math.ceil(MIN_SAMPLE_S / max(once, 1e-9)))
     best = {name: float("inf") for name in calls}
     for _ in range(ROUNDS):
         for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], sample(call, per_sample))
     kernels = "eigen" if best["eigen"] < (1 - EIGEN_MARGIN) * best["ynnpack"] else "ynnpack"
     timings = ", ".join(f"{best[name]:.3g} s with {name}" for name in calls)
     reason = (
-        f"{what}, best of {ROUNDS} in turn: {timings}; Eigen kept only if "
-        f"{EIGEN_MARGIN:.0%} faster; {ENV}=ynnpack|eigen fixes it"
+        f"{what}, best of {ROUNDS} samples of {per_sample} call(s) in turn: {timings} per call; "
+        f"Eigen kept only if {EIGEN_MARGIN:.0%} faster; {ENV}=ynnpack|eigen fixes it"
     )
     return Choice(kernels, reason, best)

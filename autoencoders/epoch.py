@@ -84,33 +84,13 @@ def make_train_epoch(
     jit = functools.partial(jax.jit, compiler_options=compiler_options)
     on_step = on_step or (lambda done: None)
     batch_size = config.train.batch_size
-    preprocess = preprocessor(model, config.data)
+    train_step = _train_step(model, tx, config, context, mesh)
 
     def shuffle(num_examples: int, key: Array) -> tuple[Array, Array]:
         perm_key, step_key = jax.random.split(key)
         used = steps_per_epoch * batch_size  # the remainder is dropped; shuffling varies it
         order = jax.random.permutation(perm_key, num_examples)[:used]
         return order.reshape(steps_per_epoch, batch_size), step_key
-
-    def step_keys(step_key: Array, i: Array) -> Array:
-        """Step i's (data key, model key): its inputs' random numbers and its model's."""
-        return jax.random.split(jax.random.fold_in(step_key, i))
-
-    def train_step(state, inputs, images, labels, step_key, x=None):
-        """One minibatch: `inputs` is (its indices into the split, the step's number); `x`, its
-        model inputs where made already (`minibatch_inputs`)."""
-        indices, i = inputs
-        data_key, model_key = step_keys(step_key, i)
-        if x is None:
-            x = preprocess(images[indices], data_key)
-        batch = parallel.shard_batch({"x": x, "y": labels[indices]}, mesh)
-        batch = model.add_training_inputs(
-            batch, context, images, labels, jax.random.fold_in(data_key, 1), preprocess
-        )
-        if model.multi_phase:
-            return model.train_step(state, batch, model_key, tx)
-        grads, terms = jax.grad(model.loss, has_aux=True)(state.params, batch, model_key)
-        return state.apply_gradients(grads, tx), model.training_metrics(terms)
 
     shuffle_jit = jax.jit(shuffle, static_argnums=0)
     if streamed:
@@ -147,8 +127,57 @@ def make_train_epoch(
 
         return train_epoch_by_steps
 
+    run_steps = scanned_steps(model, tx, config, context, mesh)
+
     def train_epoch(state, images, labels, key):
         order, step_key = shuffle(images.shape[0], key)
+        return run_steps(state, order, step_key, images, labels)
+
+    return jit(train_epoch, donate_argnums=0) if compiled else train_epoch
+
+
+def _train_step(model: models.Model, tx: optax.GradientTransformation, config, context, mesh):
+    """train_step(state, (indices, i), images, labels, step_key, x=None) -> (state, metrics): one
+    minibatch step, the minibatch `images[indices]` and step i's keys from `step_key`; `x`, its
+    model inputs where made already (`minibatch_inputs` of `scanned_steps`)."""
+    preprocess = preprocessor(model, config.data)
+
+    def train_step(state, inputs, images, labels, step_key, x=None):
+        indices, i = inputs
+        data_key, model_key = step_keys(step_key, i)
+        if x is None:
+            x = preprocess(images[indices], data_key)
+        batch = parallel.shard_batch({"x": x, "y": labels[indices]}, mesh)
+        batch = model.add_training_inputs(
+            batch, context, images, labels, jax.random.fold_in(data_key, 1), preprocess
+        )
+        if model.multi_phase:
+            return model.train_step(state, batch, model_key, tx)
+        grads, terms = jax.grad(model.loss, has_aux=True)(state.params, batch, model_key)
+        return state.apply_gradients(grads, tx), model.training_metrics(terms)
+
+    return train_step
+
+
+def step_keys(step_key: Array, i: Array) -> Array:
+    """Step i's (data key, model key): its inputs' random numbers and its model's."""
+    return jax.random.split(jax.random.fold_in(step_key, i))
+
+
+def scanned_steps(
+    model: models.Model,
+    tx: optax.GradientTransformation,
+    config,
+    context: Any = None,
+    mesh: parallel.Mesh | None = None,
+) -> Callable:
+    """(state, order, step_key, images, labels) -> (state, mean metrics): the scanned epoch's
+    steps, one per row of `order` (steps, batch) of indices into `images`, unjitted."""
+    preprocess = preprocessor(model, config.data)
+    train_step = _train_step(model, tx, config, context, mesh)
+
+    def run_steps(state, order, step_key, images, labels):
+        num_steps = order.shape[0]
 
         def minibatch_inputs(i):  # step i's model inputs, as train_step would make them
             return preprocess(images[order[i]], step_keys(step_key, i)[0])
@@ -160,15 +189,15 @@ def make_train_epoch(
             # inside the step, XLA:CPU recomputes their random numbers (dequantization noise,
             # binarization) in every fusion that reads them, three times a step for a Gaussian
             # decoder; an optimization_barrier does not stop it. The last step's is not used.
-            following = minibatch_inputs(jnp.minimum(i + 1, steps_per_epoch - 1))
+            following = minibatch_inputs(jnp.minimum(i + 1, num_steps - 1))
             return (state, following), metrics
 
         first = (state, minibatch_inputs(0))
-        (state, _), step_metrics = jax.lax.scan(step, first, jnp.arange(steps_per_epoch))
+        (state, _), step_metrics = jax.lax.scan(step, first, jnp.arange(num_steps))
         # Mean over all minibatches of the epoch (equal sizes), not the last one.
         return state, jax.tree.map(jnp.mean, step_metrics)
 
-    return jit(train_epoch, donate_argnums=0) if compiled else train_epoch
+    return run_steps
 
 
 def choose_cpu_matmuls(
@@ -181,22 +210,28 @@ def choose_cpu_matmuls(
     context: Any = None,
     mesh: parallel.Mesh | None = None,
 ) -> cpu_matmuls.Choice:
-    """XLA:CPU's product library for this model's epoch (`cpu_matmuls.choose`): a
-    PROBE_STEPS-step epoch of the same program, compiled with each, timed from copies of `state`
-    (the epoch donates its state) on the first minibatches of `images`."""
-    key = jax.random.key(0)
+    """XLA:CPU's product library for this model's epoch (`cpu_matmuls.choose`): PROBE_STEPS of
+    the scanned epoch's steps (`scanned_steps`) on the first minibatches of `images`, compiled
+    with each library, from a copy of `state`; the epoch's shuffle is left out, so that the
+    probe times the steps."""
+    batch_size = config.train.batch_size
+    run_steps = scanned_steps(model, tx, config, context, mesh)
+
+    def probe_steps(state, images, labels):
+        order = jnp.arange(PROBE_STEPS * batch_size).reshape(PROBE_STEPS, batch_size)
+        return run_steps(state, order, jax.random.key(0), images, labels)
 
     def probe(options):
-        probe_epoch = make_train_epoch(
-            model, tx, config, PROBE_STEPS, context, mesh, compiler_options=options
-        )
+        compiled = jax.jit(probe_steps, donate_argnums=0, compiler_options=options)
+        probe_state = jax.tree.map(jnp.copy, state)
 
         def call() -> None:
-            jax.block_until_ready(probe_epoch(jax.tree.map(jnp.copy, state), images, labels, key))
+            nonlocal probe_state
+            probe_state = jax.block_until_ready(compiled(probe_state, images, labels))[0]
 
         return call
 
-    return cpu_matmuls.choose(probe, f"a {PROBE_STEPS}-step epoch")
+    return cpu_matmuls.choose(probe, f"{PROBE_STEPS} steps of the epoch")
 
 
 def make_evaluate(

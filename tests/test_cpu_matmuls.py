@@ -56,6 +56,18 @@ def test_eigen_is_kept_only_when_clearly_faster(monkeypatch, eigen_s, expected):
 
 
 @cpu_only
+def test_short_probe_calls_are_repeated_within_each_sample(monkeypatch):
+    monkeypatch.setenv(cpu_matmuls.ENV, "auto")
+    clock, built = FakeClock(), []
+    monkeypatch.setattr(cpu_matmuls.time, "perf_counter", clock)
+    probe = fake_probe(clock, {"ynnpack": 0.002, "eigen": 0.001}, built)
+    choice = cpu_matmuls.choose(probe, "a test program")
+    assert choice.kernels == "eigen"
+    assert choice.seconds == pytest.approx({"ynnpack": 0.002, "eigen": 0.001})  # per call
+    assert "samples of 50 call(s)" in choice.reason  # 0.1 s / 0.002 s
+
+
+@cpu_only
 def test_a_library_that_does_not_compile_leaves_xla_s_default(monkeypatch):
     monkeypatch.setenv(cpu_matmuls.ENV, "auto")
 
@@ -131,7 +143,7 @@ def test_a_run_probes_records_its_choice_and_keeps_it_on_resuming(tmp_path, monk
     training.train_and_evaluate(config, str(tmp_path))
     (first,) = _choices(tmp_path)
     assert first["kernels"] in cpu_matmuls.OPTIONS
-    assert f"a {epoch.PROBE_STEPS}-step epoch, best of" in first["reason"]
+    assert f"{epoch.PROBE_STEPS} steps of the epoch, best of" in first["reason"]
 
     # Resumed for one more epoch: the recorded choice, not a new probe.
     def no_probe(*args, **kwargs):
