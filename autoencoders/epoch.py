@@ -6,6 +6,8 @@ epoch, not once per step) or, where XLA runs a step's operations badly inside a 
 (convolutions on CPU), as a Python loop over one compiled step: the same steps with the same keys.
 A step preprocesses its minibatch (binarization, dequantization) on device and takes one gradient
 step of the family's objective `model.loss`, or a `multi_phase` family's own `train_step`.
+`scanned_steps` is the scanned epoch's steps over given minibatches, which
+`choose_cpu_matmuls` compiles with each of XLA:CPU's product libraries and times (`cpu_matmuls`).
 `make_evaluate` returns (params, images, labels, key) -> per-example means of `model.eval_terms`.
 Both are pure functions of their arguments, so vmapped members (`members.py`) reuse them as they
 are.

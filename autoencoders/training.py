@@ -327,14 +327,16 @@ def _matmul_choice(run: Setup, config, state: Any, workdir: str, probe: bool) ->
     AUTOENCODERS_CPU_MATMULS is 'auto', the faster on a short epoch of the run's own program
     (`epoch.choose_cpu_matmuls`). A resumed run keeps the choice its metrics.jsonl recorded, so
     it computes what it would have computed uninterrupted. Not probed, XLA's default kept:
-    streamed and multi-process runs (every process must compile the same program), and runs with
-    nothing left to train."""
+    streamed and multi-process runs (every process must compile the same program), runs whose
+    epoch is a per-step loop (the probe times scanned steps), and runs with nothing left to
+    train."""
     path = os.path.join(workdir, metrics.METRICS_FILE)
     earlier = metrics.events(path, "cpu_matmuls") if os.path.exists(path) else []
     if earlier:
         return cpu_matmuls.recorded(earlier[-1]["kernels"])
     too_short = run.steps_per_epoch < epoch.PROBE_STEPS
-    if not probe or run.streamed or parallel.multi_process() or too_short:
+    per_step = epoch.epoch_loop(config) == "steps"
+    if not probe or run.streamed or parallel.multi_process() or too_short or per_step:
         return cpu_matmuls.fixed()
     return epoch.choose_cpu_matmuls(
         run.model, run.tx, config, state, run.train.images, run.train.labels, run.context, run.mesh

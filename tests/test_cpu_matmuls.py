@@ -175,3 +175,14 @@ def test_a_finished_run_is_not_probed(tmp_path, monkeypatch):
     monkeypatch.setattr(cpu_matmuls, "choose", lambda *a, **k: pytest.fail("probed"))
     training.train_and_evaluate(config, str(tmp_path))
     assert _choices(tmp_path) == []
+
+
+@cpu_only
+def test_a_per_step_loop_is_not_probed(tmp_path, monkeypatch):
+    """The probe times scanned steps; a run that trains by a per-step loop keeps XLA's default."""
+    config = tiny_config("vae", **{"train.num_epochs": 1, "train.epoch_loop": "steps"})
+    monkeypatch.setenv(cpu_matmuls.ENV, "auto")
+    monkeypatch.setattr(cpu_matmuls, "choose", lambda *a, **k: pytest.fail("probed"))
+    training.train_and_evaluate(config, str(tmp_path))
+    (choice,) = _choices(tmp_path)
+    assert choice["kernels"] == "ynnpack" and "no probe" in choice["reason"]
