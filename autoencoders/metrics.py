@@ -3,7 +3,9 @@
 
 Each JSONL line is one object. Metric rows: {"step", "epoch", "split", "time", <name>: value, ...}
 with values per example (nats per image where they are log-likelihood terms). Event rows carry an
-"event" key instead of "split" (e.g. "start" with the units of every metric, on every (re)start).
+"event" key instead of "split" (e.g. "start" with the units of every metric, on every (re)start;
+"cpu_matmuls", the product library the run's programs were compiled with and why, `cpu_matmuls`;
+"pretrain", one per pretrained layer).
 The file is only ever appended to: a resumed run adds lines, it never rewrites old ones, so after a
 crash the same epoch can appear twice; readers take the last row per (epoch, split).
 """
