@@ -90,9 +90,9 @@ def choose(probe: Callable[[Mapping[str, str]], Callable[[], Any]], what: str) -
     make `MIN_SAMPLE_S`, and the best sample of each is compared (seconds per call). `what` names
     the probe in the reason (e.g. '2 steps of the epoch').
     """
-    choice = fixed()
-    if choice.kernels != "ynnpack" or requested() != "auto":
-        return choice
+    if jax.default_backend() != "cpu" or requested() != "auto":
+        return fixed()
+    started = time.perf_counter()
     calls = {"ynnpack": probe(OPTIONS["ynnpack"])}
     calls["ynnpack"]()
     try:
@@ -118,6 +118,7 @@ def choose(probe: Callable[[Mapping[str, str]], Callable[[], Any]], what: str) -
     timings = ", ".join(f"{best[name]:.3g} s with {name}" for name in calls)
     reason = (
         f"{what}, best of {ROUNDS} samples of {per_sample} call(s) in turn: {timings} per call; "
-        f"Eigen kept only if {EIGEN_MARGIN:.0%} faster; {ENV}=ynnpack|eigen fixes it"
+        f"Eigen kept only if {EIGEN_MARGIN:.0%} faster; the probe took "
+        f"{time.perf_counter() - started:.1f} s, compiling included; {ENV}=ynnpack|eigen fixes it"
     )
     return Choice(kernels, reason, best)

@@ -93,6 +93,17 @@ def tiny_config(family: str = "vae", likelihood: str = "bernoulli", **overrides)
     return config
 
 
+def tiny_conv_vae(batch_size: int):
+    """A conv VAE (conv features 4, 8) on binary 8×8 images: (config, data spec, a random batch)."""
+    config = tiny_config("vae", **{"network.kind": "conv", "network.conv_features": (4, 8)})
+    spec = data.DataSpec(
+        name="synthetic", shape=(8, 8, 1), num_levels=2, num_classes=10, kind="binary"
+    )
+    pixels = jax.random.bernoulli(jax.random.key(1), 0.3, (batch_size, 8, 8, 1))
+    batch = {"x": pixels.astype(jnp.float32), "y": jnp.zeros((batch_size,), jnp.int32)}
+    return config, spec, batch
+
+
 def assert_resume_matches(config, tmp_path: pathlib.Path) -> None:
     """A run cut short after epoch 1 and resumed ends with the uninterrupted run's parameters."""
     full, cut = tmp_path / "full", tmp_path / "cut"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from autoencoders import conv, data, epoch, models, networks
-from tests.helpers import tiny_config
+from autoencoders import conv, epoch, models, networks
+from tests.helpers import tiny_config, tiny_conv_vae
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -118,14 +118,7 @@ def test_epoch_loop_auto_scans_unless_xla_convolutions_on_cpu(monkeypatch):
 
 
 def test_conv_vae_loss_and_gradients_equal_under_both_lowerings(monkeypatch):
-    config = tiny_config("vae", **{"network.kind": "conv", "network.conv_features": (4, 8)})
-    spec = data.DataSpec(
-        name="synthetic", shape=(8, 8, 1), num_levels=2, num_classes=10, kind="binary"
-    )
-    batch = {
-        "x": jax.random.bernoulli(jax.random.key(1), 0.3, (4, 8, 8, 1)).astype(jnp.float32),
-        "y": jnp.zeros((4,), jnp.int32),
-    }
+    config, spec, batch = tiny_conv_vae(4)
     results = {}
     for lowering in ("xla", "matmul"):
         monkeypatch.setenv(conv.LOWERING_ENV, lowering)

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoencoders import cpu_matmuls, data, epoch, models, training
-from tests.helpers import tiny_config
+from autoencoders import cpu_matmuls, epoch, models, training
+from tests.helpers import tiny_config, tiny_conv_vae
 
 cpu_only = pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's options")
 
@@ -111,14 +111,7 @@ def test_eigen_s_options_replace_ynnpack_s_products():
 
 @cpu_only
 def test_conv_vae_loss_and_gradients_equal_under_both_libraries():
-    config = tiny_config("vae", **{"network.kind": "conv", "network.conv_features": (4, 8)})
-    spec = data.DataSpec(
-        name="synthetic", shape=(8, 8, 1), num_levels=2, num_classes=10, kind="binary"
-    )
-    batch = {
-        "x": jax.random.bernoulli(jax.random.key(1), 0.3, (16, 8, 8, 1)).astype(jnp.float32),
-        "y": jnp.zeros((16,), jnp.int32),
-    }
+    config, spec, batch = tiny_conv_vae(16)
     model = models.make(config, spec)
     params = model.init(jax.random.key(0), batch)
     results = {}
