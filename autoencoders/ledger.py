@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from autoencoders.machine import machine_lines
+from autoencoders.machine import cpu_line, versions_line
 
 if TYPE_CHECKING:
     from autoencoders.reproduce import Context
@@ -56,8 +56,7 @@ def number(value: dict[str, Any] | None) -> str:
 
 
 def machine() -> str:
-    lines = machine_lines()
-    return f"{lines[0]}. {lines[2]}"
+    return f"{cpu_line()}. {versions_line()}"
 
 
 def cell(text: str) -> str:
