@@ -6,19 +6,20 @@ declared sweep of it, with the evaluation its rows need), the `Row`s to report (
 number, which run and which of its numbers is ours, the unit), optional per-run `measure`s and a
 `figure`. `reproduce` expands the parts into sweeps under `<root>/<name>/<budget>/<part>/`,
 trains them through `launch.launch_plans` (all parts' runs in one launch, sharing its workers;
-finished runs are skipped, the others resume), evaluates
-each run with `evaluation.evaluate_run` and measures it (both skipped when their files already
-hold the final epoch with the same options), draws the figure and writes
-`<docs_dir>/reproductions/<name>.md` and its row of `<docs_dir>/reproductions.md`. Every number of
-ours on a page is read from the runs' eval.json, metrics.jsonl or measures.json; wall times are
-read from the same files (training: the metrics' timestamps); paper numbers come from the
-declaration. Budgets: `tiny` (seconds, embedded digits: tests), `cpu` (a documented shorter
+finished runs are skipped, the others resume), evaluates each run with
+`evaluation.evaluate_run` and measures it (both skipped when their files already hold the final
+epoch with the same options; measures also need an unchanged declaration file), draws the figure
+and writes `<docs_dir>/reproductions/<name>.md` and its row of `<docs_dir>/reproductions.md`.
+Every number of ours on a page is read from the runs' eval.json, metrics.jsonl or measures.json;
+wall times are read from the same files (training: the metrics' timestamps); paper numbers come
+from the declaration. Budgets: `tiny` (seconds, embedded digits: tests), `cpu` (a documented shorter
 schedule, about 2 hours on a 2-core CPU) and `paper` (the paper's schedule).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import os
@@ -324,16 +325,24 @@ def evaluate(ctx: Context, say: Callable[[str], None] = print) -> list[str]:
             measured = rep.measure is not None and part.name in (rep.measure_parts or [part.name])
             path = os.path.join(run.workdir, MEASURES_FILE)
             saved = workdirs.read_record(path)
-            if measured and (saved.get("epoch"), saved.get("budget")) != (epoch, ctx.budget):
+            key = {"epoch": epoch, "budget": ctx.budget, "declaration": declaration_digest(rep)}
+            if measured and any(saved.get(k) != v for k, v in key.items()):
                 say(f"measuring {part.name}/{run.name}")
                 start = time.time()
                 values = rep.measure(evaluation.load_run(run.workdir))
-                record = {"epoch": epoch, "budget": ctx.budget, "values": values}
+                record = {**key, "values": values}
                 record["seconds"] = time.time() - start
                 with open(path + ".tmp", "w") as f:
                     json.dump(record, f, indent=2)
                 os.replace(path + ".tmp", path)
     return missing
+
+
+def declaration_digest(rep: Reproduction) -> str:
+    """A hash of the reproduction's declaration file: its measures are taken again once it is
+    edited (a fork's new fine-tuning, say), not read stale from measures.json."""
+    with open(os.path.join(CONFIG_DIR, f"{rep.name}.py"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
 def measure_workdirs(name: str, budget: str, workdirs_to_measure: Sequence[str]) -> list[str]:

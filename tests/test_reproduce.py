@@ -250,6 +250,30 @@ def test_rerun_skips_finished_work_and_keeps_other_rows(tiny_runs, capsys):
     assert all(f"[{name}]" in ledger for name in END_TO_END)  # the other row kept
 
 
+def test_measures_taken_under_another_declaration_are_taken_again(tiny_runs, capsys):
+    """Editing a declaration (a fork's new fine-tuning) must not leave its old numbers on the
+    page: a run's measures.json records the declaration file's hash, and only that run whose
+    hash differs is measured again."""
+    root, docs, _ = tiny_runs
+    run_dir = root / "runs" / "dae_cae_features" / "tiny" / "dae" / "base"
+    path = run_dir / reproduce.MEASURES_FILE
+    record = json.loads(path.read_text())
+    assert record["declaration"] == reproduce.declaration_digest(
+        reproduce.load("dae_cae_features", "tiny")
+    )
+    path.write_text(json.dumps({**record, "declaration": "an older file"}))
+    before = _stamps(root)
+    os.chdir(REPO)
+    status = reproduce.run_command(
+        "dae_cae_features", "tiny", str(root / "runs"), str(docs), 0, False
+    )
+    out = capsys.readouterr().out
+    assert status == 0 and "measuring dae/base" in out and out.count("measuring") == 1
+    after = _stamps(root)
+    assert [p for p in before if before[p] != after[p]] == [str(path)]
+    assert json.loads(path.read_text())["declaration"] == record["declaration"]
+
+
 def test_a_row_reads_metrics_at_the_first_evaluation_past_its_examples(tiny_runs):
     root, _, _ = tiny_runs
     ctx = reproduce.plans(reproduce.load("hinton2006", "tiny"), "tiny", str(root / "runs"))
