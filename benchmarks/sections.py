@@ -229,7 +229,8 @@ def run_training(run: Run) -> None:
         "JAX products: the library XLA:CPU's matrix products ran on in JAX's epoch (and in "
         "'Where a JAX training step's time goes'), chosen as `experiments.train` chooses it "
         "(`autoencoders/cpu_matmuls.py`): on CPU, Eigen where a probe of two of the "
-        "epoch's steps (its shuffle left out) compiled both ways measured it at least 5 % faster than YNNPACK, XLA's default "
+        "epoch's steps (its shuffle left out) compiled both ways measured it at least 5 % "
+        "faster than YNNPACK, XLA's default "
         "(each probe's seconds are in the raw timings); 'xla' off CPU",
     ]
     time_split.notes += [
