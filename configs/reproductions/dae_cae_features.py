@@ -234,16 +234,16 @@ the noise level were chosen on the fine-tuned classifier's held-out error (the 1
 training images, not the test set). λ ∈ {{0.3, 1, 3}}: three vmapped members of one 60-epoch run
 (the cae run's command with another `--workdir` and `--config.vmap="{{'contractive_weight': (0.3,
 1.0, 3.0)}}"`), each measured by `python -m experiments.reproduce dae_cae_features
---measure=WORKDIR/members/contractive_weight=λ`: held-out 1.47, 1.57 and 1.52 % (test 1.55, 1.53
-and 1.62 %), all within one standard error of each other; λ = 0.3 has the fewest held-out errors
-(this page's own λ = 0.3 run, trained alone, gives 1.54 / 1.46 %: a vmapped member equals a
+--measure=WORKDIR/members/contractive_weight=λ`: held-out 1.47, 1.57 and 1.52 % (test 1.55, 1.53 and
+1.62 %), all within one standard error of each other; λ = 0.3 has the fewest held-out errors (this
+page's own λ = 0.3 run, trained alone, gave 1.54 / 1.46 % on the same CPU: a vmapped member equals a
 separate run up to float rounding). The masking probability, at 20 epochs of pretraining: 0.25
-(1.58 %) over 0.4 (1.61 %) and 0.55 (1.78 %; test errors 1.60 and 1.65 %; the dae run's command
-with `--config.train.num_epochs=20` and `--config.vmap="{{'noise_level': (0.4, 0.55)}}"`, two
-vmapped members). The fine-tuning step is fixed: Adam at 3e-4 was worse than at 1e-3 (test errors:
-AE 2.00 %, DAE 1.76 %). Fine-tuning longer does not help: the λ = 0.3 and 1 members fine-tuned for
-100 epochs (`--budget=paper --measure=...`, the paper budget's fine-tuning) kept epochs 36 and 60,
-at test errors 1.58 and 1.54 % (held-out 1.44 and 1.50 %).
+(1.58 %) over 0.4 (1.61 %) and 0.55 (1.78 %; test errors 1.60 and 1.65 %; the dae run's command with
+`--config.train.num_epochs=20` and `--config.vmap="{{'noise_level': (0.4, 0.55)}}"`, two vmapped
+members). The fine-tuning step is fixed: Adam at 3e-4 was worse than at 1e-3 (test errors: AE
+2.00 %, DAE 1.76 %). Fine-tuning longer does not help: the λ = 0.3 and 1 members fine-tuned for 100
+epochs (`--budget=paper --measure=...`, the paper budget's fine-tuning) kept epochs 36 and 60, at
+test errors 1.58 and 1.54 % (held-out 1.44 and 1.50 %).
 
 Earlier versions of this page (in the git history). The CAE's penalty was once estimated with 8
 Gaussian projections per image and step at λ = 1 (then chosen over 0.1 and 3 the same way, at 20
@@ -252,11 +252,14 @@ errors. With 20 epochs of pretraining instead of 60 the errors were, held-out / 
 1.58 / 1.69 %, CAE (projections) 1.53 / 1.53 %, AE test 1.77 %: longer pretraining alone does not
 close the gap to the papers.
 
-Across machines: this page was written on a 2-core AMD EPYC, its command run on a fresh clone
-with no runs present. The version before it, written the same way on a 2-core Intel Xeon with the
-same package versions, printed every row as above but the AE's probe, 5.95 % there, 5.91 % here
-(within its standard error, 0.24): the fine-tuned, held-out and no-pretraining errors of all three
-models came out the same on both CPUs.
+Across machines: this page was written on a 2-core AMD EPYC without AVX-512 (2026-12-03), its
+command run with no runs present. The two versions before it, written the same way on a 2-core AMD
+EPYC whose matrix products ran about 2.5× faster (2026-12-02) and on a 2-core Intel Xeon, with the
+same package versions, agreed on every fine-tuned, held-out and no-pretraining error (the AE's
+probe: 5.91 and 5.95 %). On this CPU four rows moved, each by less than its standard error: CAE
+1.55 % (1.54 there), CAE held out 1.44 % (1.46), no pretraining 1.88 % (1.79), AE probe 5.89 %
+(5.91). Presumably its kernels sum float32 products in another order, so training rounds differently
+and a few of the 10,000 test images change class.
 """,
         figure=reproduce.paper_vs_ours,
     )
