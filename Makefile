@@ -36,7 +36,7 @@ lint: $(STAMP)
 
 # The speed record, docs/benchmarks.md, beside PyTorch: the [bench] extra (torch) is not part of
 # `setup`; MNIST from $(TFDS_DATA_DIR) when it holds it, else synthetic images. Run it on an idle
-# machine (15–30 minutes on 2 cores).
+# machine (15–35 minutes on 2 cores).
 BENCH_FLAGS := --repeats=5 --is_examples=1000 --is_repeats=2 --markdown_out=docs/benchmarks.md
 
 bench: $(STAMP)

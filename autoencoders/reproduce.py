@@ -313,6 +313,7 @@ def evaluation_is_current(run: sweeps.Run, options: evaluation.Options, epoch: i
 def evaluate(ctx: Context, say: Callable[[str], None] = print) -> list[str]:
     """Evaluates and measures every finished run that needs it; returns the runs not finished."""
     rep, missing = ctx.reproduction, []
+    declaration = declaration_digest(rep) if rep.measure is not None else None
     for part in rep.parts:
         for run in ctx.plans[part.name].runs:
             if not ctx.finished(run):
@@ -325,7 +326,7 @@ def evaluate(ctx: Context, say: Callable[[str], None] = print) -> list[str]:
             measured = rep.measure is not None and part.name in (rep.measure_parts or [part.name])
             path = os.path.join(run.workdir, MEASURES_FILE)
             saved = workdirs.read_record(path)
-            key = {"epoch": epoch, "budget": ctx.budget, "declaration": declaration_digest(rep)}
+            key = {"epoch": epoch, "budget": ctx.budget, "declaration": declaration}
             if measured and any(saved.get(k) != v for k, v in key.items()):
                 say(f"measuring {part.name}/{run.name}")
                 start = time.time()
