@@ -18,6 +18,7 @@ Expect, at the end of the full schedule, a test NLL (5,000 importance samples:
 Arguments (`--config=configs/hvae.py:k=50,objective=vae`):
   k           importance samples per image in training (default 5; k = 1 is the plain VAE)
   objective   iwae | vae (default iwae)
+  gradient    reparameterization | dreg (as in configs/iwae.py)
   latent      top-layer (z2) size (default 50); latent1: the first layer's (default 100)
   data        TFDS image dataset or 'digits' (default mnist)
   likelihood  as in configs/vae.py (default bernoulli: dynamic binarization)
@@ -28,11 +29,18 @@ from configs import common, iwae
 
 def get_config(arg: str | None = None):
     arg = common.parse_arg(
-        arg, k=5, objective="iwae", latent=50, latent1=100, data="mnist", likelihood="bernoulli"
+        arg,
+        k=5,
+        objective="iwae",
+        gradient="reparameterization",
+        latent=50,
+        latent1=100,
+        data="mnist",
+        likelihood="bernoulli",
     )
     config = iwae.get_config(
-        f"k={arg.k},objective={arg.objective},latent={arg.latent},data={arg.data},"
-        f"likelihood={arg.likelihood}"
+        f"k={arg.k},objective={arg.objective},gradient={arg.gradient},latent={arg.latent},"
+        f"data={arg.data},likelihood={arg.likelihood}"
     )
     config.model.family = "hvae"
     config.model.latent1_dim = arg.latent1  # z1, the lower stochastic layer

@@ -20,6 +20,9 @@ steps): test/neg_iwae_bound 116.5 and test/neg_elbo 123.0; with objective=vae, 1
 Arguments (`--config=configs/iwae.py:k=50,objective=vae`):
   k           importance samples per image in training (default 5; k = 1 is the plain VAE)
   objective   iwae | vae (default iwae)
+  gradient    reparameterization | dreg (default reparameterization, the paper's; dreg: the
+              doubly reparameterized gradient for q, Tucker et al. 2019; for vae, "sticking
+              the landing")
   latent      latent dimension (default 50)
   data        TFDS image dataset or 'digits' (default mnist)
   likelihood  as in configs/vae.py (default bernoulli: dynamic binarization)
@@ -35,13 +38,21 @@ from configs import common
 
 def get_config(arg: str | None = None):
     arg = common.parse_arg(
-        arg, k=5, objective="iwae", latent=50, data="mnist", likelihood="bernoulli", net="mlp"
+        arg,
+        k=5,
+        objective="iwae",
+        gradient="reparameterization",
+        latent=50,
+        data="mnist",
+        likelihood="bernoulli",
+        net="mlp",
     )
     config = common.base_config()
     config.model.family = "iwae"
     config.model.latent_dim = arg.latent
     config.model.objective = arg.objective  # iwae | vae
     config.model.num_samples = arg.k  # importance samples per image in training
+    config.model.gradient = arg.gradient  # reparameterization | dreg (models/iwae.py)
     config.network.kind = arg.net
     config.network.hidden = (200, 200)
     config.network.activation = "tanh"

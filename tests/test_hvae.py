@@ -21,7 +21,9 @@ from tests.helpers import tiny_config
 D1, D2 = 3, 2  # z1, z2
 
 
-def _linear_gaussian_model():
+def _linear_gaussian_model(**model_fields):
+    """The linear-Gaussian chain; `model_fields` override config.model's objective (iwae),
+    num_samples (1) and gradient (reparameterization)."""
     config = tiny_config(
         "hvae",
         likelihood="gaussian",
@@ -34,19 +36,29 @@ def _linear_gaussian_model():
     with config.unlocked():
         config.model.objective = "iwae"
         config.model.num_samples = 1
+        config.model.gradient = "reparameterization"
         config.model.latent1_dim = D1
         config.model.hidden2 = ()
+        config.model.update(model_fields)
     config.likelihood.sigma = 0.5
     model = models.make(config, data.describe(config.data))
     return config, model
 
 
-def _set_generative(params, rng: np.random.Generator, num_pixels: int):
-    """p(z1|z2) = N(z2 A + a, diag s1), p(x|z1) = N(z1 W + b, σ² I): the chosen A, a, s1, W, b."""
+def _set_generative(
+    params, rng: np.random.Generator, num_pixels: int, diagonal_posterior: bool = False
+):
+    """p(z1|z2) = N(z2 A + a, diag s1), p(x|z1) = N(z1 W + b, σ² I): the chosen A, a, s1, W, b.
+
+    `diagonal_posterior`: A's columns and W's rows orthogonal, so that p(z1 | x) and p(z2 | z1)
+    have diagonal covariances, which q's diagonal Gaussians can then match exactly."""
     a_mat = rng.normal(size=(D2, D1))
     a_vec = rng.normal(size=D1) * 0.5
     log_s1 = rng.normal(size=D1) * 0.3
     w_mat = rng.normal(size=(D1, num_pixels)) * 0.4
+    if diagonal_posterior:
+        a_mat = np.eye(D2, D1) * a_mat  # z2_i drives z1_i alone; z1's last unit has no parent
+        w_mat = np.linalg.qr(w_mat.T)[0].T * rng.uniform(0.5, 2.0, size=(D1, 1))
     b_vec = rng.normal(size=num_pixels) * 0.2
     dec2 = params["decoder2"]["params"]["dense_0"]
     dec2["kernel"] = jnp.asarray(np.concatenate([a_mat, np.zeros((D2, D1))], 1), jnp.float32)
@@ -57,9 +69,12 @@ def _set_generative(params, rng: np.random.Generator, num_pixels: int):
     return a_mat, a_vec, np.exp(log_s1), w_mat, b_vec
 
 
-def _set_inference(params, a_mat, a_vec, s1, w_mat, b_vec, sigma: float) -> None:
-    """q(z1|x) and q(z2|z1): the exact conditionals' means (linear maps), with twice their
-    variances on the diagonal (so q is close to, but not, the posterior)."""
+def _set_inference(
+    params, a_mat, a_vec, s1, w_mat, b_vec, sigma: float, variance_factor: float = 2.0
+) -> None:
+    """q(z1|x) and q(z2|z1): the exact conditionals' means (linear maps), with `variance_factor`
+    times their variances on the diagonal (by default twice, so q is close to, but not, the
+    posterior; with 1, q(z1|x) q(z2|z1) is the exact posterior p(z1, z2 | x))."""
     cov_z1 = a_mat.T @ a_mat + np.diag(s1)
     post1 = np.linalg.inv(np.linalg.inv(cov_z1) + w_mat @ w_mat.T / sigma**2)
     kernel1 = w_mat.T @ post1 / sigma**2
@@ -76,7 +91,8 @@ def _set_inference(params, a_mat, a_vec, s1, w_mat, b_vec, sigma: float) -> None
         leaves["kernel"] = jnp.asarray(
             np.concatenate([kernel, np.zeros_like(kernel)], 1), jnp.float32
         )
-        leaves["bias"] = jnp.asarray(np.concatenate([bias, np.log(2 * np.diag(cov))]), jnp.float32)
+        log_var = np.log(variance_factor * np.diag(cov))
+        leaves["bias"] = jnp.asarray(np.concatenate([bias, log_var]), jnp.float32)
         assert leaves["kernel"].shape[1] == 2 * dim
 
 
@@ -113,6 +129,38 @@ def test_importance_sampled_likelihood_converges_to_the_exact_one_from_above_the
         model, params, batch["x"], batch["y"], jax.random.key(2), 20_000, sample_chunk=5000
     )
     np.testing.assert_allclose(estimates[20_000], exact, atol=0.05)
+
+
+@pytest.mark.parametrize("objective", ["iwae", "vae"])
+def test_dreg_gradient_for_q_vanishes_at_the_exact_posterior(objective):
+    """With q(z1, z2 | x) the exact posterior, every log-weight is log p(x) whatever the samples:
+    the path gradients for q (DReG for the IWAE bound, sticking the landing for the ELBO) are zero
+    for every draw, while the plain reparameterization gradient is not (its score term is zero
+    only in expectation). Both networks of q are checked, at K = 10."""
+    grads = {}
+    for gradient in ("reparameterization", "dreg"):
+        config, model = _linear_gaussian_model(
+            objective=objective, num_samples=10, gradient=gradient
+        )
+        shape = model.spec.shape
+        params = model.init(jax.random.key(0), {"x": jnp.zeros((1, *shape))})
+        generative = _set_generative(
+            params, np.random.default_rng(0), int(np.prod(shape)), diagonal_posterior=True
+        )
+        _set_inference(params, *generative, config.likelihood.sigma, variance_factor=1.0)
+        x = jax.random.normal(jax.random.key(1), (4, *shape))
+        batch = {"x": x, "y": jnp.zeros(4, jnp.int32)}
+
+        def loss(p, key, model=model, batch=batch):
+            return jnp.mean(model.loss(p, batch, key)[1]["loss"])
+
+        grads[gradient] = [jax.grad(loss)(params, jax.random.key(s)) for s in range(3)]
+    for plain, dreg in zip(grads["reparameterization"], grads["dreg"], strict=True):
+        for network in model.inference_networks:
+            dreg_q = np.concatenate([np.ravel(a) for a in jax.tree.leaves(dreg[network])])
+            plain_q = np.concatenate([np.ravel(a) for a in jax.tree.leaves(plain[network])])
+            assert np.max(np.abs(dreg_q)) < 1e-3 * np.max(np.abs(plain_q)), network
+            assert np.max(np.abs(plain_q)) > 1e-2
 
 
 def test_hvae_trains_and_is_evaluated_by_importance_sampling(tmp_path):

@@ -28,12 +28,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from autoencoders import bounds, networks, priors
+from autoencoders import networks, priors
 from autoencoders.models import base, iwae
 
 
 class HierarchicalVAE(iwae.IWAE):
     """`hvae`: two stochastic layers, trained by the IWAE bound or the k-sample ELBO."""
+
+    inference_networks = ("encoder", "encoder2")  # q(z1 | x), q(z2 | z1)
 
     def __init__(self, config, spec):
         super().__init__(config, spec)  # encoder: q(z1|x); decoder: p(x|z1)
@@ -111,36 +113,38 @@ class HierarchicalVAE(iwae.IWAE):
 
     # --- objective ------------------------------------------------------------------------------
 
-    def _sample_terms(self, params, x, mean1, log_var1, key):
-        """One sample (z1, z2) ~ q: (log w, −log p(x|z1), squared error, log q − log p of z)."""
+    def _sample_terms(self, params, x, mean1, log_var1, key, density_params=None):
+        """One sample (z1, z2) ~ q: (log w, −log p(x|z1), squared error, log q − log p of z);
+        log q at `density_params` where given (see `VAE.log_importance_weights`)."""
         key1, key2 = jax.random.split(key)
         z1 = priors.reparameterize(key1, mean1, log_var1)
         mean2, log_var2 = self.q_z2(params, z1)
         z2 = priors.reparameterize(key2, mean2, log_var2)
         p_mean1, p_log_var1 = self.p_z1(params, z2)
         nll, sq_err = self.pixel_terms(self.decoder.apply(params["decoder"], z1), x)
+        if density_params is not None:
+            mean1, log_var1 = self.posterior(density_params, x)
+            mean2, log_var2 = self.q_z2(density_params, z1)
         log_q = priors.diag_gaussian_log_prob(z1, mean1, log_var1) + priors.diag_gaussian_log_prob(
             z2, mean2, log_var2
         )
         log_p = priors.diag_gaussian_log_prob(z1, p_mean1, p_log_var1) + self.prior.log_prob(z2)
         return -nll + log_p - log_q, nll, sq_err, log_q - log_p
 
-    def log_importance_weights(self, params, batch, rng, num_samples):
-        """log w_k = log p(x, z1_k, z2_k) − log q(z1_k, z2_k | x), (z1_k, z2_k) ~ q; (K, B)."""
+    def log_importance_weights(self, params, batch, rng, num_samples, density_params=None):
+        """log w_k = log p(x, z1_k, z2_k) − log q(z1_k, z2_k | x), (z1_k, z2_k) ~ q; (K, B).
+        `density_params` as in `VAE.log_importance_weights`."""
         x = batch["x"]
         mean1, log_var1 = self.posterior(params, x)
 
         def one_sample(key):
-            return self._sample_terms(params, x, mean1, log_var1, key)[0]
+            return self._sample_terms(params, x, mean1, log_var1, key, density_params)[0]
 
         return jax.vmap(one_sample)(jax.random.split(rng, num_samples))
 
     def loss(self, params, batch, rng):
         weights_rng, elbo_rng = jax.random.split(rng)
-        model_cfg = self.config.model
-        log_w = self.log_importance_weights(params, batch, weights_rng, model_cfg.num_samples)
-        iw_bound = bounds.importance_weighted_bound(log_w)
-        objective = iw_bound if model_cfg.objective == "iwae" else bounds.mean_elbo(log_w)
+        objective, iw_bound = self.training_bounds(params, batch, weights_rng)
         x = batch["x"]
         mean1, log_var1 = self.posterior(params, x)
         log_w1, nll, sq_err, kl = self._sample_terms(params, x, mean1, log_var1, elbo_rng)

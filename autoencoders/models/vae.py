@@ -74,20 +74,30 @@ class VAE(base.Model):
         )
 
     def log_importance_weights(
-        self, params, batch: dict[str, jax.Array], rng: jax.Array, num_samples: int
+        self,
+        params,
+        batch: dict[str, jax.Array],
+        rng: jax.Array,
+        num_samples: int,
+        density_params=None,
     ) -> jax.Array:
         """log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x), z_k ~ q(z|x); shape (K, B).
 
         logsumexp_k(log w) − log K is the IWAE bound (Burda et al. 2016); K = 1 gives the ELBO,
         and K → ∞ gives log p(x), which is how the test log-likelihood is estimated.
+        `density_params`: where log q is evaluated (default `params`, which draw the samples); the
+        path-derivative gradients (`iwae.IWAE.training_bounds`) pass stopped parameters.
         """
         x, cond = batch["x"], self.condition(batch)
         mean, log_var = self.posterior(params, x, cond)
+        q_mean, q_log_var = (
+            (mean, log_var) if density_params is None else self.posterior(density_params, x, cond)
+        )
 
         def one_sample(key):
             z = priors.reparameterize(key, mean, log_var)
             nll, _ = self.recon_terms(params, z, x, cond)
-            log_q = priors.diag_gaussian_log_prob(z, mean, log_var)
+            log_q = priors.diag_gaussian_log_prob(z, q_mean, q_log_var)
             return -nll + self.prior.log_prob(z) - log_q
 
         return jax.vmap(one_sample)(jax.random.split(rng, num_samples))
