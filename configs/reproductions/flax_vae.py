@@ -49,10 +49,14 @@ images, no standard error there); the second is `experiments.evaluate`'s, with i
 sample and the standard error over images. The Flax example reports ≈ 104 after 10 epochs (and
 107.05 ± 0.25 over 5 runs in an older version).
 
-Across machines: this page was written on a 2-core AMD EPYC (2026-12-02, a fresh machine with no
-runs present); the same command on a 2-core Intel Xeon (this page as of commit 881590d) and, before
-it, on another AMD EPYC (as of commit 8d885ce) printed every number of its table the same, to the
-last digit shown; the figure is byte for byte the Xeon's.
+Across machines: this page was written on a 2-core AMD EPYC with AVX2 but no AVX-512 (2026-12-04,
+no runs present), while other trainings shared its two cores, so its wall time is not this CPU's
+speed. Three earlier machines (an AMD EPYC on 2026-12-02, a 2-core Intel Xeon as of commit
+881590d, another AMD EPYC as of commit 8d885ce) printed the same table to the last digit: test
+−ELBO 103.54 (training's evaluation) and 103.49 ± 0.27 (evaluate), test NLL 97.55 ± 0.82. This
+CPU's numbers differ from theirs by 0.05 to 0.08 nats, a fifth of a standard error or less: XLA's
+matrix-product library picks its kernels by instruction set (here AVX2 and FMA3 ones), which sum
+in another order, and ten epochs of training carry the rounding on.
 """,
         figure=reproduce.paper_vs_ours,
     )

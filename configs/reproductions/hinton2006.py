@@ -125,10 +125,11 @@ Adam at a constant 1e-3 for as many epochs, without pretraining. Logistic PCA pr
 al. 2003) fits each image's 30 coefficients freely; a linear encoder constrains them (at the same
 decoder its cross-entropy can only be higher).
 
-Across machines: this page was written on a 2-core AMD EPYC (2026-12-02, a fresh machine with no
-runs present); the same command on a 2-core Intel Xeon (this page as of commit 881590d) and, before
-it, on another AMD EPYC (as of commit 8d885ce) printed every number of its table the same, to the
-last digit shown; the figure is byte for byte the Xeon's.
+Across machines: this page was written on a 2-core AMD EPYC with AVX2 but no AVX-512 (2026-12-04,
+no runs present), while two other trainings shared its two cores, so its wall time is not this
+CPU's speed (0.15 h on the EPYC of 2026-12-02). That EPYC, a 2-core Intel Xeon (this page as of
+commit 881590d) and, before it, another AMD EPYC (as of commit 8d885ce) printed every number of
+its table the same, to the last digit shown; the figure is byte for byte the same on all four.
 """,
         figure=reproduce.paper_vs_ours,
     )
