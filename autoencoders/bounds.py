@@ -36,9 +36,9 @@ def doubly_reparameterized_bound(
     log_weights_generative: jax.Array, log_weights_inference: jax.Array
 ) -> jax.Array:
     """L_K with the DReG gradient (Tucker, Lawson, Gu & Maddison 2019, "Doubly reparameterized
-    gradient estimators for Monte Carlo objectives"): the same expected gradient as L_K's, with a
-    variance for the inference network that does not grow with K (Rainforth et al. 2018 show that
-    the plain gradient's signal-to-noise ratio for q falls as K grows).
+    gradient estimators for Monte Carlo objectives"): the same expected gradient as L_K's; for the
+    inference network its signal-to-noise ratio grows with K, where the plain gradient's falls
+    (Rainforth et al. 2018).
 
     Both arguments are the same log-weights (K, B) computed two ways, so that each carries one
     part of the gradient: `log_weights_generative` reaches only p's parameters (the samples and
