@@ -99,8 +99,7 @@ class IWAE(vae.VAE):
             return objective, iw_bound
         # The same samples twice: one copy carries only p's gradient, the other only q's,
         # through the samples' path. The backward pass runs through p twice, with the two
-        # weightings: 1.29x the FLOPs of a plain step for the two-layer model at K = 50 (XLA's
-        # cost analysis).
+        # weightings, so a step costs more than a plain one.
         stopped = jax.lax.stop_gradient(params)
         inference = {
             n: (p if n in self.inference_networks else stopped[n]) for n, p in params.items()

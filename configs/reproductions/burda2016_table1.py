@@ -230,8 +230,8 @@ with `k=5`, in runs/scout/2l_k5_iwae_dreg and 2l_k5_vae): the VAE's re-run print
 90.88, the DReG IWAE 90.84 ± 0.77 (the paper's gradient: 91.87), paired −0.05 ± 0.09 nats against
 +0.99 ± 0.10. So most of the IWAE's deficit at this budget is its gradient's noise for q, as
 Rainforth et al. predict; the paper's ordering (IWAE ahead by 1.12 at k = 5 and 1.88 at k = 50)
-still needs longer training. A DReG step costs 1.29× the FLOPs of a plain one at k = 50 (XLA's
-count): its backward pass runs through p twice.
+still needs longer training. A DReG step costs more than a plain one: its backward pass runs
+through p twice.
 
 Across machines: this page was written on a 2-core AMD EPYC by its command, with no runs present
 (2026-12-02); the version before it, written on a 2-core Intel Xeon with the same package
