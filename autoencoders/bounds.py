@@ -6,7 +6,10 @@ results are per example (B,), in nats (per image, for image models).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,38 +30,40 @@ def mean_elbo(log_weights: jax.Array) -> jax.Array:
     return jnp.mean(log_weights, axis=0)
 
 
-def _value_with_gradient_of(value: jax.Array, surrogate: jax.Array) -> jax.Array:
-    """`value` in the forward pass, the gradient of `surrogate` in the backward pass."""
-    return jax.lax.stop_gradient(value) + surrogate - jax.lax.stop_gradient(surrogate)
-
-
-def doubly_reparameterized_bound(
-    log_weights_generative: jax.Array, log_weights_inference: jax.Array
-) -> jax.Array:
-    """L_K with the DReG gradient (Tucker, Lawson, Gu & Maddison 2019, "Doubly reparameterized
-    gradient estimators for Monte Carlo objectives"): the same expected gradient as L_K's; for the
-    inference network its signal-to-noise ratio grows with K, where the plain gradient's falls
-    (Rainforth et al. 2018).
-
-    Both arguments are the same log-weights (K, B) computed two ways, so that each carries one
-    part of the gradient: `log_weights_generative` reaches only p's parameters (the samples and
-    q held fixed); `log_weights_inference` reaches only q's, through the samples' path z_k(φ),
-    with log q evaluated at stopped parameters. With w̃ = softmax_k(log w) held fixed, the
-    gradient is Σ_k w̃_k ∇_θ log w_k for p (L_K's own) and Σ_k w̃_k² ∂log w_k/∂z_k ∂z_k/∂φ for q.
+def reweighted_paths(log_weights_of: Callable[[Any], jax.Array], samples: Any) -> jax.Array:
+    """`log_weights_of(samples)`, the (K, B) log-weights of samples whose leaves have leading axes
+    (K, B), with DReG's backward pass (Tucker, Lawson, Gu & Maddison 2019, "Doubly
+    reparameterized gradient estimators for Monte Carlo objectives"): the gradient reaching
+    sample k gets one more factor w̃_k = softmax_k(log w)_k, and what `log_weights_of` closes
+    over (p's parameters) its usual gradient. So with log q at stopped parameters, L_K of these
+    log-weights gives p's networks L_K's own gradient Σ_k w̃_k ∇_θ log w_k and q's, through the
+    samples' path, Σ_k w̃_k² ∂log w_k/∂z_k ∂z_k/∂φ: for q its signal-to-noise ratio grows with K,
+    where the plain gradient's falls (Rainforth et al. 2018). One forward and one backward pass
+    through p, as for the plain gradient: the weights are read off the forward pass's values.
     """
-    normalised = jax.lax.stop_gradient(jax.nn.softmax(log_weights_generative, axis=0))
-    surrogate = jnp.sum(
-        normalised * log_weights_generative + normalised**2 * log_weights_inference, axis=0
-    )
-    return _value_with_gradient_of(importance_weighted_bound(log_weights_generative), surrogate)
+    converted, closed_over = jax.closure_convert(log_weights_of, samples)
+    return _reweighted_paths(converted, samples, *closed_over)
 
 
-def path_derivative_elbo(
-    log_weights_generative: jax.Array, log_weights_inference: jax.Array
-) -> jax.Array:
-    """`mean_elbo` with the path-derivative gradient for q ("sticking the landing", Roeder, Wu &
-    Duvenaud 2017): log q's score term, zero in expectation, is dropped, so the gradient for q
-    vanishes for every sample once q is the exact posterior. The arguments are as in
-    `doubly_reparameterized_bound`; the gradient is (1/K) Σ_k of each one's."""
-    surrogate = mean_elbo(log_weights_generative) + mean_elbo(log_weights_inference)
-    return _value_with_gradient_of(mean_elbo(log_weights_generative), surrogate)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _reweighted_paths(log_weights_of: Callable, samples: Any, *closed_over: Any) -> jax.Array:
+    return log_weights_of(samples, *closed_over)
+
+
+def _reweighted_paths_forward(log_weights_of: Callable, samples: Any, *closed_over: Any):
+    log_weights, backward = jax.vjp(log_weights_of, samples, *closed_over)
+    return log_weights, (log_weights, backward)
+
+
+def _reweighted_paths_backward(log_weights_of: Callable, residuals, g: jax.Array):
+    log_weights, backward = residuals
+    g_samples, *g_closed_over = backward(g)
+    weights = jax.nn.softmax(log_weights, axis=0)
+
+    def reweighted(leaf: jax.Array) -> jax.Array:
+        return leaf * weights.reshape(weights.shape + (1,) * (leaf.ndim - weights.ndim))
+
+    return (jax.tree.map(reweighted, g_samples), *g_closed_over)
+
+
+_reweighted_paths.defvjp(_reweighted_paths_forward, _reweighted_paths_backward)

@@ -15,6 +15,7 @@ from absl.testing import flagsaver
 from benchmarks import (
     conv_layers,
     datasets,
+    gradient_estimators,
     measure,
     parts,
     profile_step,
@@ -226,6 +227,21 @@ def test_conv_layer_table_times_every_convolution_of_the_model():
     programs = [h for h in table.headers if h.endswith(" ms")]
     assert len(programs) == (5 if has_torch else 3)
     assert all(cell > 0 for row in table.rows for cell in row[2 : 2 + len(programs)])
+
+
+def test_gradient_estimator_table_times_each_objective_and_gradient():
+    """benchmarks/gradient_estimators.py on a tiny iwae config: one row per objective and
+    gradient, each timed and counted, the ratios against that objective's plain gradient."""
+    table = gradient_estimators.estimator_table("configs/iwae.py:k=2,data=digits", 1, 1)
+    assert [row[:2] for row in table.rows] == [
+        ["iwae", "reparameterization"],
+        ["iwae", "dreg"],
+        ["vae", "reparameterization"],
+        ["vae", "dreg"],
+    ]
+    assert all(cell > 0 for row in table.rows for cell in row[2:])
+    assert [row[3] for row in table.rows][::2] == [1.0, 1.0]
+    assert [row[5] for row in table.rows][::2] == [1.0, 1.0]
 
 
 BARE_CHECK = """

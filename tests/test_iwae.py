@@ -27,6 +27,28 @@ def test_bound_formula():
     np.testing.assert_array_equal(bounds.importance_weighted_bound(one), one[0])
 
 
+def test_reweighted_paths_weights_only_the_samples_gradient():
+    """`bounds.reweighted_paths`: the same log-weights; what it closes over gets their usual
+    gradient, and sample k's gradient one more factor softmax_k(log w)_k (broadcast over the
+    sample's own axes), whatever the cotangent."""
+    theta = jnp.array(0.7)
+    z = jax.random.normal(jax.random.key(0), (5, 3, 2))  # K = 5, B = 3, 2-D samples
+    cotangent = jax.random.normal(jax.random.key(1), (5, 3))
+
+    def log_w(theta, z):
+        return -jnp.sum((z - theta) ** 2, axis=-1)
+
+    def reweighted(theta, z):
+        return bounds.reweighted_paths(lambda samples: log_w(theta, samples), z)
+
+    np.testing.assert_array_equal(reweighted(theta, z), log_w(theta, z))
+    plain = jax.grad(lambda t, s: jnp.sum(cotangent * log_w(t, s)), (0, 1))(theta, z)
+    weighted = jax.grad(lambda t, s: jnp.sum(cotangent * reweighted(t, s)), (0, 1))(theta, z)
+    normalised = jax.nn.softmax(log_w(theta, z), axis=0)
+    np.testing.assert_allclose(weighted[0], plain[0], rtol=1e-6)
+    np.testing.assert_allclose(weighted[1], plain[1] * normalised[..., None], rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def untrained():
     """A tiny iwae model (latent 2, digits shape), its initial parameters and a binary batch."""
@@ -147,6 +169,40 @@ def test_dreg_keeps_the_loss_and_the_generative_gradient(family):
             else:
                 np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert set(model.inference_networks) < set(plain)
+
+
+@pytest.mark.parametrize("family", ["iwae", "hvae"])
+@pytest.mark.parametrize("objective", iwae.OBJECTIVES)
+def test_dreg_gradient_is_the_path_derivative_estimator(family, objective):
+    """`gradient=dreg` gives p's networks the objective's own gradient and q's only the samples'
+    path: Σ_k w̃_k² ∂log w_k/∂φ for iwae (Tucker et al.'s DReG), (1/K) Σ_k ∂log w_k/∂φ for vae
+    (Roeder et al.'s), as two copies of the same log-weights give them here, each copy carrying
+    one part (log q at stopped parameters in both)."""
+    x = jax.random.bernoulli(jax.random.key(0), 0.3, (BATCH, 8, 8, 1)).astype(jnp.float32)
+    batch, rng, k = {"x": x, "y": jnp.zeros(BATCH, jnp.int32)}, jax.random.key(2), 5
+    config = tiny_family_config(family, f"k={k},objective={objective},gradient=dreg")
+    model = models.make(config, data.describe(config.data))
+    params = model.init(jax.random.key(1), batch)
+
+    def two_copies(params):
+        stopped = jax.lax.stop_gradient(params)
+        q_only = {n: p if n in model.inference_networks else stopped[n] for n, p in params.items()}
+        p_only = {n: stopped[n] if n in model.inference_networks else p for n, p in params.items()}
+        log_w_p = model.log_importance_weights(p_only, batch, rng, k, stopped)
+        log_w_q = model.log_importance_weights(q_only, batch, rng, k, stopped)
+        if objective == "vae":
+            return jnp.mean(log_w_p + log_w_q)
+        w = jax.lax.stop_gradient(jax.nn.softmax(log_w_p, axis=0))
+        return jnp.mean(jnp.sum(w * log_w_p + w**2 * log_w_q, axis=0))
+
+    expected = jax.grad(two_copies)(params)
+    actual = jax.grad(lambda p: jnp.mean(model.training_bounds(p, batch, rng)[0]))(params)
+    for network in params:
+        pairs = zip(
+            jax.tree.leaves(actual[network]), jax.tree.leaves(expected[network]), strict=True
+        )
+        for a, b in pairs:
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=network)
 
 
 def test_dreg_gradient_for_q_has_the_same_mean_and_less_variance():

@@ -28,7 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from autoencoders import networks, priors
+from autoencoders import bounds, networks, priors
 from autoencoders.models import base, iwae
 
 
@@ -113,13 +113,17 @@ class HierarchicalVAE(iwae.IWAE):
 
     # --- objective ------------------------------------------------------------------------------
 
-    def _sample_terms(self, params, x, mean1, log_var1, key, density_params=None):
-        """One sample (z1, z2) ~ q: (log w, −log p(x|z1), squared error, log q − log p of z);
-        log q at `density_params` where given (see `VAE.log_importance_weights`)."""
+    def _draw(self, params, mean1, log_var1, key):
+        """One sample (z1, z2) ~ q and q(z2 | z1)'s mean and log-variance at it."""
         key1, key2 = jax.random.split(key)
         z1 = priors.reparameterize(key1, mean1, log_var1)
         mean2, log_var2 = self.q_z2(params, z1)
-        z2 = priors.reparameterize(key2, mean2, log_var2)
+        return z1, priors.reparameterize(key2, mean2, log_var2), mean2, log_var2
+
+    def _sample_terms(self, params, x, mean1, log_var1, sample, density_params=None):
+        """A drawn sample's (log w, −log p(x|z1), squared error, log q − log p of z); log q at
+        `density_params` where given (see `VAE.log_importance_weights`), else from the draw."""
+        z1, z2, mean2, log_var2 = sample
         p_mean1, p_log_var1 = self.p_z1(params, z2)
         nll, sq_err = self.pixel_terms(self.decoder.apply(params["decoder"], z1), x)
         if density_params is not None:
@@ -131,23 +135,35 @@ class HierarchicalVAE(iwae.IWAE):
         log_p = priors.diag_gaussian_log_prob(z1, p_mean1, p_log_var1) + self.prior.log_prob(z2)
         return -nll + log_p - log_q, nll, sq_err, log_q - log_p
 
-    def log_importance_weights(self, params, batch, rng, num_samples, density_params=None):
+    def log_importance_weights(
+        self, params, batch, rng, num_samples, density_params=None, reweight_paths=False
+    ):
         """log w_k = log p(x, z1_k, z2_k) − log q(z1_k, z2_k | x), (z1_k, z2_k) ~ q; (K, B).
-        `density_params` as in `VAE.log_importance_weights`."""
+        `density_params` and `reweight_paths` as in `VAE.log_importance_weights`."""
         x = batch["x"]
         mean1, log_var1 = self.posterior(params, x)
+        keys = jax.random.split(rng, num_samples)
+        samples = jax.vmap(lambda key: self._draw(params, mean1, log_var1, key))(keys)
 
-        def one_sample(key):
-            return self._sample_terms(params, x, mean1, log_var1, key, density_params)[0]
+        def log_weights(samples):
+            def one(sample):
+                return self._sample_terms(params, x, mean1, log_var1, sample, density_params)[0]
 
-        return jax.vmap(one_sample)(jax.random.split(rng, num_samples))
+            return jax.vmap(one)(samples)
+
+        return (
+            bounds.reweighted_paths(log_weights, samples)
+            if reweight_paths
+            else log_weights(samples)
+        )
 
     def loss(self, params, batch, rng):
         weights_rng, elbo_rng = jax.random.split(rng)
         objective, iw_bound = self.training_bounds(params, batch, weights_rng)
         x = batch["x"]
         mean1, log_var1 = self.posterior(params, x)
-        log_w1, nll, sq_err, kl = self._sample_terms(params, x, mean1, log_var1, elbo_rng)
+        sample = self._draw(params, mean1, log_var1, elbo_rng)
+        log_w1, nll, sq_err, kl = self._sample_terms(params, x, mean1, log_var1, sample)
         return base.mean_loss(
             {
                 "loss": -objective,

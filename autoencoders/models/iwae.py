@@ -15,10 +15,10 @@ With K = 1 both are the one-sample ELBO (with a Monte Carlo KL).
 
 - `reparameterization` (the default, the paper's): the gradient of the objective's samples;
 - `dreg`: for the inference network, only the samples' path, reweighted: DReG for `iwae`
-  (Tucker et al. 2019, `bounds.doubly_reparameterized_bound`), "sticking the landing" for `vae`
-  (Roeder et al. 2017, `bounds.path_derivative_elbo`). The generative network's gradient is
-  unchanged. Rainforth et al. 2018 show that the plain gradient's signal-to-noise ratio for q
-  falls as K grows; DReG's does not.
+  (Tucker et al. 2019, `bounds.reweighted_paths`), "sticking the landing" for `vae` (Roeder et
+  al. 2017): log q at stopped parameters. The generative network's gradient is unchanged.
+  Rainforth et al. 2018 show that the plain gradient's signal-to-noise ratio for q falls as K
+  grows; DReG's does not. What a step costs under each: `python -m benchmarks.gradient_estimators`.
 
 Metrics, nats per image: `neg_iwae_bound` (−L_K at the training K, whatever the objective), and the
 `vae` family's terms — `neg_elbo` (analytic KL), `recon_nll`, `kl`, `sq_err` — from one further
@@ -97,22 +97,16 @@ class IWAE(vae.VAE):
             iw_bound = bounds.importance_weighted_bound(log_w)
             objective = iw_bound if model_cfg.objective == "iwae" else bounds.mean_elbo(log_w)
             return objective, iw_bound
-        # The same samples twice: one copy carries only p's gradient, the other only q's,
-        # through the samples' path. The backward pass runs through p twice, with the two
-        # weightings, so a step costs more than a plain one.
+        # Path derivatives: log q at stopped parameters, so that q's networks get only the
+        # gradient along the samples' path z_k(φ), and p's networks their usual one.
         stopped = jax.lax.stop_gradient(params)
-        inference = {
-            n: (p if n in self.inference_networks else stopped[n]) for n, p in params.items()
-        }
-        generative = {
-            n: (stopped[n] if n in self.inference_networks else p) for n, p in params.items()
-        }
-        log_w_p = self.log_importance_weights(generative, batch, rng, k, stopped)
-        log_w_q = self.log_importance_weights(inference, batch, rng, k, stopped)
-        iw_bound = bounds.importance_weighted_bound(jax.lax.stop_gradient(log_w_p))
-        if model_cfg.objective == "iwae":
-            return bounds.doubly_reparameterized_bound(log_w_p, log_w_q), iw_bound
-        return bounds.path_derivative_elbo(log_w_p, log_w_q), iw_bound
+        if model_cfg.objective == "vae":  # sticking the landing: the score term dropped
+            log_w = self.log_importance_weights(params, batch, rng, k, stopped)
+            return bounds.mean_elbo(log_w), bounds.importance_weighted_bound(log_w)
+        # DReG: L_K's gradient, each sample's path weighted once more by its normalised weight.
+        log_w = self.log_importance_weights(params, batch, rng, k, stopped, reweight_paths=True)
+        iw_bound = bounds.importance_weighted_bound(log_w)
+        return iw_bound, iw_bound
 
     def loss(self, params, batch: base.Batch, rng: jax.Array) -> base.Objective:
         weights_rng, elbo_rng = jax.random.split(rng)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from autoencoders import priors
+from autoencoders import bounds, priors
 from autoencoders.models import base
 
 
@@ -80,13 +80,15 @@ class VAE(base.Model):
         rng: jax.Array,
         num_samples: int,
         density_params=None,
+        reweight_paths: bool = False,
     ) -> jax.Array:
         """log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x), z_k ~ q(z|x); shape (K, B).
 
         logsumexp_k(log w) − log K is the IWAE bound (Burda et al. 2016); K = 1 gives the ELBO,
         and K → ∞ gives log p(x), which is how the test log-likelihood is estimated.
-        `density_params`: where log q is evaluated (default `params`, which draw the samples); the
-        path-derivative gradients (`iwae.IWAE.training_bounds`) pass stopped parameters.
+        For the path-derivative gradients (`iwae.IWAE.training_bounds`): `density_params`, where
+        log q is evaluated (default `params`, which draw the samples); `reweight_paths`, DReG's
+        backward pass (`bounds.reweighted_paths`).
         """
         x, cond = batch["x"], self.condition(batch)
         mean, log_var = self.posterior(params, x, cond)
@@ -94,10 +96,13 @@ class VAE(base.Model):
             (mean, log_var) if density_params is None else self.posterior(density_params, x, cond)
         )
 
-        def one_sample(key):
-            z = priors.reparameterize(key, mean, log_var)
+        def log_weight(z):
             nll, _ = self.recon_terms(params, z, x, cond)
-            log_q = priors.diag_gaussian_log_prob(z, q_mean, q_log_var)
-            return -nll + self.prior.log_prob(z) - log_q
+            return (
+                -nll + self.prior.log_prob(z) - priors.diag_gaussian_log_prob(z, q_mean, q_log_var)
+            )
 
-        return jax.vmap(one_sample)(jax.random.split(rng, num_samples))
+        keys = jax.random.split(rng, num_samples)
+        z = jax.vmap(lambda key: priors.reparameterize(key, mean, log_var))(keys)
+        log_weights = jax.vmap(log_weight)
+        return bounds.reweighted_paths(log_weights, z) if reweight_paths else log_weights(z)
