@@ -145,12 +145,10 @@ class HierarchicalVAE(iwae.IWAE):
         keys = jax.random.split(rng, num_samples)
         samples = jax.vmap(lambda key: self._draw(params, mean1, log_var1, key))(keys)
 
-        def log_weights(samples):
-            def one(sample):
-                return self._sample_terms(params, x, mean1, log_var1, sample, density_params)[0]
+        def log_weight(sample):
+            return self._sample_terms(params, x, mean1, log_var1, sample, density_params)[0]
 
-            return jax.vmap(one)(samples)
-
+        log_weights = jax.vmap(log_weight)
         return (
             bounds.reweighted_paths(log_weights, samples)
             if reweight_paths
