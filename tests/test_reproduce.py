@@ -1,6 +1,6 @@
 """Reproductions (`python -m experiments.reproduce NAME`): every declared reproduction expands at
 every budget into runs whose configs resolve; each runs end to end at budget `tiny` (on the
-embedded digits, in this process: burda2016_table1, ten runs and their importance-sampled
+embedded digits, in this process: burda2016_table1, twelve runs and their importance-sampled
 evaluations, only with the slow tests), writes its page, figure and ledger row, and a re-run skips
 what is finished; bad names and budgets are refused with one line."""
 
@@ -45,7 +45,13 @@ PAGE_SHOWS = {
         "| conditional=true,prior=swiss_roll: own_component | — |",
         "| prior=mixture: purity | — |",
     ),
-    "burda2016_table1": ("| 2 layers, IWAE k=50 | 82.90 |", "| 1 layer, IWAE k=1 | 86.76 |"),
+    "burda2016_table1": (
+        "| 2 layers, IWAE k=50 | 82.90 |",
+        "| 1 layer, IWAE k=1 | 86.76 |",
+        "| 2 layers, IWAE (DReG) k=50, trained longer | 82.90 |",
+        "| 2 layers, IWAE (DReG) k=50, trained longer − 2 layers, VAE k=50, trained longer | -1.88",
+        "| 2 layers, VAE k=50, trained longer − 2 layers, VAE k=50 | — |",
+    ),
     "dae_cae_features": ("| CAE | 1.14 |", "| AE, probe | — |"),
     "flax_vae": ("| test −ELBO (evaluate) | 104.00 |",),
     "hinton2006": (
@@ -346,6 +352,35 @@ def test_a_paired_row_is_the_mean_difference_over_the_shared_test_images(tmp_pat
     evaluation.write_per_image(second.workdir, 13, {"index": index + 1, "nll": nll[second.name]})
     with pytest.raises(ValueError, match="IWAE k=50 − 1 layer.*different test images"):
         ctx.value(row)
+
+
+@pytest.mark.parametrize("budget", ["cpu", "paper"])
+def test_each_burda_row_reads_the_model_its_label_names(budget, tmp_path, monkeypatch):
+    """Labels such as "2 layers, IWAE (DReG) k=50, trained longer" against the configs of the
+    runs they read: depth, training k, objective, gradient and epochs (the DReG IWAE and the
+    paper's IWAE differ only in config.model.gradient, so a mix-up would go unseen on the page)."""
+    monkeypatch.chdir(REPO)
+    rep = reproduce.load("burda2016_table1", budget)
+    ctx = reproduce.plans(rep, budget, str(tmp_path))
+    label = re.compile(r"(\d) layers?, (VAE|IWAE|IWAE \(DReG\)) k=(\d+)(, trained longer)?")
+    read = set()
+    for row in rep.rows:
+        models = [label.fullmatch(name.split(":")[0]) for name in row.label.split(" − ")]
+        runs = ctx.row_runs(row)
+        assert len(models) == len(runs) and all(models), row.label
+        for model, run in zip(models, runs, strict=True):
+            layers, objective, k, longer = model.groups()
+            config = launch.resolve_config(run.argv)
+            assert config.model.family == {"1": "iwae", "2": "hvae"}[layers], row.label
+            assert config.model.num_samples == int(k), row.label
+            # At k = 1 the two objectives are one model: both rows read the IWAE run.
+            trains = "VAE" if k != "1" and objective == "VAE" else "IWAE"
+            assert config.model.objective == trains.lower(), row.label
+            assert (config.model.gradient == "dreg") == objective.endswith("(DReG)"), row.label
+            epochs = {"cpu": 27 if longer else 13, "paper": 3280}[budget]
+            assert config.train.num_epochs == epochs, row.label
+            read.add(run.workdir)
+    assert read == {run.workdir for plan in ctx.plans.values() for run in plan.runs}
 
 
 def test_a_paired_row_of_a_metric_without_per_image_values_is_refused(tmp_path, monkeypatch):
