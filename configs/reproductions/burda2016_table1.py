@@ -248,7 +248,7 @@ and 1.88). **Larger k is better** for both objectives at both depths: k = 50 aga
 epochs with the paper's gradient it is reversed: the VAE leads by 0.93 ± 0.10 (k = 5) and 1.22 ±
 0.11 (k = 50), where the paper's IWAE led by 1.12 and 1.88.
 The IWAE objective starts slower: on the two-layer model its test bound at the training k
-(`neg_iwae_bound` in metrics.jsonl, k = 50) trailed the VAE's by 8.7 nats after epoch 1, 5.6 after
+(`neg_iwae_bound` in metrics.jsonl, k = 50) trailed the VAE's by 9.1 nats after epoch 1, 5.9 after
 epoch 4 and 3.7 after epoch 13 (116.81, 103.32, 95.88 against 107.76, 97.40, 92.16). A slower
 start is what Rainforth et al. 2018 ("Tighter variational bounds are not necessarily better")
 predict: the signal-to-noise ratio of the IWAE's gradient for the inference network falls as k
