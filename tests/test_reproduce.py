@@ -51,6 +51,8 @@ PAGE_SHOWS = {
         "| 2 layers, IWAE (DReG) k=50, trained longer | 82.90 |",
         "| 2 layers, IWAE (DReG) k=50, trained longer − 2 layers, VAE k=50, trained longer | -1.88",
         "| 2 layers, VAE k=50, trained longer − 2 layers, VAE k=50 | — |",
+        "| 2 layers, IWAE (DReG) k=50, trained longer − 2 layers, VAE k=50, trained longer: NLL "
+        "from 10 samples | — |",
     ),
     "dae_cae_features": ("| CAE | 1.14 |", "| AE, probe | — |"),
     "flax_vae": ("| test −ELBO (evaluate) | 104.00 |",),
