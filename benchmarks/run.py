@@ -83,6 +83,9 @@ class Settings:
     is_example_batch: int = option(
         0, "Examples per importance-sampling block; 0: density.EXAMPLE_BATCH."
     )
+    no_is_block_parts: bool = option(
+        False, "Skip 'Where an importance-sampling block's time goes' (its parts' timings)."
+    )
     vmap_model: str = option("iwae", "The model trained with vmapped seeds.")
     vmap_sizes: tuple[int, ...] = option((1, 2, 4, 8), "Numbers of vmapped members S.")
     peak_size: int = option(4096, "Side of the square matmul for the peak.")

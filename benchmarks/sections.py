@@ -301,6 +301,8 @@ def run_importance_sampling(run: Run) -> None:
             analytic, source, gflops, percent(gflops, peak), result.measured.first_call_s,
         )  # fmt: skip
         run.targets.append((is_eval_target(arch), percent(gflops, peak)))
+        if args.no_is_block_parts:
+            continue
         examples = min(result.example_batch, result.num_examples)
         block = parts.is_block_parts(
             arch, run.bench.spec, examples, result.chunk, max(args.is_repeats, 3)

@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import pathlib
 import re
+import time
 
 import jax
 import pytest
@@ -15,6 +16,7 @@ from absl.testing import flagsaver
 from benchmarks import (
     conv_layers,
     datasets,
+    gpu,
     gradient_estimators,
     measure,
     parts,
@@ -380,3 +382,42 @@ def test_interleaved_best_seconds_calls_each_in_turn():
     )
     assert calls == ["a", "b"] * 3  # a warm-up call each, then two rounds
     assert set(best) == {"a", "b"} and all(s >= 0 for s in best.values())
+
+
+def test_gpu_run_skips_sections_past_its_deadline_and_records_each_sections_time():
+    """benchmarks/gpu.sh must end within 8 minutes on a GPU nobody here can try it on: a section
+    started after --deadline_s does not run, a failing one does not stop the rest, and the record
+    says which and how long each took."""
+    clock = gpu.SectionClock(deadline_s=60.0)
+    assert clock.run("fast", lambda: 3) == 3
+    assert clock.run("broken", lambda: 1 / 0) is None
+    clock.started = time.perf_counter() - 61  # a minute and a second into the run
+    called = []
+    assert clock.run("late", lambda: called.append("late")) is None
+    assert not called
+    assert [(name, outcome) for name, _, outcome in clock.rows] == [
+        ("fast", "ran"),
+        ("broken", "failed"),
+        ("late", "skipped: past the deadline"),
+    ]
+    assert clock.failures[0].startswith("broken: failed (ZeroDivisionError")
+    assert clock.failures[1].startswith("late: skipped (started after 61 s of the run, past its 60")
+    rows = report.parse_tables(clock.table().to_markdown())["Where the run's time went"]
+    assert [row["section"] for row in rows] == ["fast", "broken", "late"]
+    assert report.parse_number(rows[0]["wall s"]) >= 0 and rows[2]["wall s"] == "—"
+    assert gpu.SectionClock(deadline_s=0.0, started=0.0).run("no deadline", lambda: 1) == 1
+
+
+def test_gpu_grid_settings_past_the_deadline_are_left_out_one_by_one():
+    bench = datasets.synthetic_data((28, 28, 1), 8, 4, "test")
+    r = sections.Run(run.Settings(steps=1, repeats=1), bench, None)
+    clock = gpu.SectionClock(deadline_s=1.0, started=time.perf_counter() - 2)
+    gpu.grid_section(r, (1,), (1, 5), clock)
+    assert [name for name, _, _ in clock.rows] == [
+        "grid vae k=1",
+        "grid vae k=5",
+        "grid iwae k=1",
+        "grid iwae k=5",
+    ]
+    (table,) = r.tables
+    assert not table.rows and not r.raw
