@@ -421,3 +421,25 @@ def test_gpu_grid_settings_past_the_deadline_are_left_out_one_by_one():
     ]
     (table,) = r.tables
     assert not table.rows and not r.raw
+
+
+def test_gpu_record_names_every_section_the_deadline_skipped(tmp_path, monkeypatch):
+    """`python -m benchmarks.gpu` end to end with a deadline already past: no section runs, and
+    the record says so for each, in its method and in its table of sections."""
+    monkeypatch.setattr(cli, "register_threefry", lambda: False)  # leave JAX as the suite has it
+    monkeypatch.delenv("OUT", raising=False)
+    out = tmp_path / "gpu.md"
+    argv = ["--quick", "--no_torch", "--models=iwae", "--deadline_s=1e-9", f"--markdown_out={out}"]
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["benchmarks.gpu", *argv])
+        gpu.main(["benchmarks.gpu"])
+    text = out.read_text()
+    rows = report.parse_tables(text)["Where the run's time went"]
+    assert [(row["section"], row["outcome"]) for row in rows] == [
+        (name, "skipped: past the deadline")
+        for name in ("precision", "train iwae", "is_eval, example_batch 8", "vmap", "grid")
+    ]
+    assert text.count("**Failed or skipped** — ") == 5
+    (command,) = re.findall(r"^Command: `(.*)`$", text, re.MULTILINE)
+    assert command.startswith("python -m benchmarks.gpu ") and "--deadline_s=1e-09" in command
