@@ -438,7 +438,7 @@ def test_gpu_record_names_every_section_the_deadline_skipped(tmp_path, monkeypat
     rows = report.parse_tables(text)["Where the run's time went"]
     assert [(row["section"], row["outcome"]) for row in rows] == [
         (name, "skipped: past the deadline")
-        for name in ("precision", "train iwae", "is_eval, example_batch 8", "vmap", "grid")
+        for name in ("precision", "train iwae", "is_eval, example_batch 8", "grid", "vmap")
     ]
     assert text.count("**Failed or skipped** — ") == 5
     (command,) = re.findall(r"^Command: `(.*)`$", text, re.MULTILINE)
