@@ -83,6 +83,9 @@ class Settings:
     is_example_batch: int = option(
         0, "Examples per importance-sampling block; 0: density.EXAMPLE_BATCH."
     )
+    no_step_split: bool = option(
+        False, "Skip 'Where a JAX training step's time goes' (its parts' timings)."
+    )
     no_is_block_parts: bool = option(
         False, "Skip 'Where an importance-sampling block's time goes' (its parts' timings)."
     )

@@ -158,7 +158,11 @@ def run_training(run: Run) -> None:
             run.log(f"{name} {framework} ({steps} steps)", result.measured)
         matmuls = jax_result.matmuls
         run.raw.append(f"{name} JAX: {matmuls.describe()}")
-        split = parts.step_split(arch, bench, steps, args.repeats, jax_result.call, matmuls.options)
+        split = None
+        if not args.no_step_split:
+            split = parts.step_split(
+                arch, bench, steps, args.repeats, jax_result.call, matmuls.options
+            )
         if bench is not run.bench:
             other_data.append(f"{arch.title}: {bench.description}")
         compiled_ok = compiled if isinstance(compiled, TrainResult) else None
@@ -177,17 +181,8 @@ def run_training(run: Run) -> None:
             jax_result.steps_per_s * batch, None if torch_steps is None else torch_steps * batch,
             percent(jax_gflops, peak), percent(torch_gflops, peak), matmuls.kernels,
         )  # fmt: skip
-        matmul_s = split.matmul_s
-        floor_s = None if matmul_s is None else matmul_s + split.optimizer_s
-        time_split.add(
-            arch.title, 1e3 * split.step_s, None if matmul_s is None else 1e3 * matmul_s,
-            None if matmul_s is None else percent(split.matmul_flops / matmul_s / 1e9, peak),
-            1e3 * split.optimizer_s, None if floor_s is None else 1e3 * (split.step_s - floor_s),
-            None if torch_steps is None else 1e3 / torch_steps,
-            None if floor_s is None or torch_steps is None
-            else split.step_s / floor_s * speedup,
-            None if floor_s is None else percent(flops / floor_s / 1e9, peak),
-        )  # fmt: skip
+        if split is not None:
+            add_split_row(time_split, arch, split, torch_steps, speedup, flops, peak)
         xla = jax_result.xla_flops_per_step
         flops_table.add(
             arch.title, jax_result.num_params, torch_result.num_params if torch_result else None,
@@ -261,7 +256,29 @@ def run_training(run: Run) -> None:
         f"FLOPs used: XLA's count where within {FLOPS_TOLERANCE:.0%} of the analytic one, else "
         "the analytic one",
     ]
-    run.tables += [throughput, time_split, flops_table, warmup]
+    run.tables += [throughput, *([time_split] if time_split.rows else []), flops_table, warmup]
+
+
+def add_split_row(
+    table: report.Table,
+    arch: Architecture,
+    split: parts.StepSplit,
+    torch_steps: float | None,
+    speedup: float | None,
+    flops: float,
+    peak: float | None,
+) -> None:
+    """One row of 'Where a JAX training step's time goes'."""
+    matmul_s = split.matmul_s
+    floor_s = None if matmul_s is None else matmul_s + split.optimizer_s
+    table.add(
+        arch.title, 1e3 * split.step_s, None if matmul_s is None else 1e3 * matmul_s,
+        None if matmul_s is None else percent(split.matmul_flops / matmul_s / 1e9, peak),
+        1e3 * split.optimizer_s, None if floor_s is None else 1e3 * (split.step_s - floor_s),
+        None if torch_steps is None else 1e3 / torch_steps,
+        None if floor_s is None or torch_steps is None else split.step_s / floor_s * speedup,
+        None if floor_s is None else percent(flops / floor_s / 1e9, peak),
+    )  # fmt: skip
 
 
 def run_importance_sampling(run: Run) -> None:

@@ -100,6 +100,18 @@ def test_tiny_benchmark_table_parses(tmp_path, parse):
         assert report.parse_number(speedup_best["measured"]) == pytest.approx(best, rel=0.02)
 
 
+def test_breakdowns_can_be_left_out(parse):
+    """--no_step_split and --no_is_block_parts (the GPU run's settings: there the parts time
+    kernel launches) drop their tables and nothing else."""
+    argv = "--benchmarks=train,is_eval --models=iwae --is_models=iwae --steps=2 --repeats=1 "
+    argv += "--num_train=100 --is_examples=2 --is_samples=10 --is_repeats=1 --no_torch "
+    settings, given = parse([*argv.split(), "--no_step_split", "--no_is_block_parts"])
+    tables = report.parse_tables(run.run_benchmarks(settings, given))
+    assert sections.TRAIN_TABLE in tables and "Importance-sampled evaluation" in tables
+    assert "Where a JAX training step's time goes" not in tables
+    assert sections.IS_BLOCK_TABLE not in tables
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [
