@@ -12,7 +12,7 @@
 # $PYTHON: the interpreter (default python3). BENCH_QUICK=1 (or --quick): a tiny smoke run.
 # Writes docs/benchmarks_gpu.md and, if $OUT is set, $OUT/benchmarks_gpu.md and $OUT/gpu_log.txt;
 # prints the record. A failing section prints one line and the rest still runs; one not started
-# 400 s in is skipped (--deadline_s), so the command ends within 8 minutes.
+# 400 s in is skipped (--deadline_s; one running then is not cut short), to end within 8 minutes.
 set -u
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
