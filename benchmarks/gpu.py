@@ -18,7 +18,8 @@ with GPU-sized settings (`GPU_SETTINGS`; flags given on the command line win), a
 
 Each section that fails prints one line and the rest still run; a section (or grid setting) not
 started by `--deadline_s` is skipped (one already running is not cut short), so that the whole
-command ends within 8 minutes; the record says which, and how long each section took. Data: synthetic (no TFDS).
+command ends within 8 minutes; the record says which, and how long each section took. Data:
+synthetic (no TFDS).
 """
 
 from __future__ import annotations
