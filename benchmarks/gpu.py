@@ -3,7 +3,9 @@ minutes on one GPU, and written to docs/benchmarks_gpu.md (and $OUT/benchmarks_g
 
     bash benchmarks/gpu.sh            # the whole thing; BENCH_QUICK=1 for a tiny smoke run
 
-or `python -m benchmarks.gpu [--quick] [any flag of benchmarks.run]`. It runs the sections of
+or `python -m benchmarks.gpu [--quick] [any flag of benchmarks.run]`. Besides its record, it
+writes the record's headline rows into docs/benchmarks.md's GPU section (`summary`); `python -m
+benchmarks.gpu --summary_only` rewrites that section from the record alone. It runs the sections of
 benchmarks/sections.py (`run_training`, `run_importance_sampling`, `run_vmap`, their matmul peaks)
 with GPU-sized settings (`GPU_SETTINGS`; flags given on the command line win), and adds:
 
@@ -29,6 +31,7 @@ import datetime
 import itertools
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -52,6 +55,11 @@ from configs import iwae as iwae_config
 from experiments import cli
 
 DEFAULT_OUT = "docs/benchmarks_gpu.md"
+# docs/benchmarks.md's GPU section: its headline rows, written from the record between these
+# lines (`refresh_summary`), so that the numbers there are the record's, not copied by hand.
+SUMMARY_DOC = "docs/benchmarks.md"
+SUMMARY_BEGIN = "<!-- gpu-summary: written by benchmarks/gpu.py from benchmarks_gpu.md -->"
+SUMMARY_END = "<!-- /gpu-summary -->"
 # benchmarks.run's settings on a GPU. With them, the step split and the IS-block parts, the H200
 # run of 2026-12-04 took 487 s. On a GPU those parts time kernel launches, not work (the IS-block
 # parts summed to 1.5-2 times their block, and the MLPs' steps less than their products and
@@ -109,6 +117,9 @@ class GpuOptions:
         (0, 64), "Importance-sampling example_batch values timed (0: density.EXAMPLE_BATCH)."
     )
     precision_size: int = option(1024, "Side of the matmul whose error names the precision.")
+    summary_only: bool = option(
+        False, f"Only rewrite {SUMMARY_DOC}'s GPU section from the record at --markdown_out."
+    )
     deadline_s: float = option(
         DEADLINE_S, "Sections (and grid settings) not started by then are skipped; 0: none."
     )
@@ -325,6 +336,10 @@ def main(argv: Sequence[str]) -> None:
         quick_opts = {k: v for k, v in QUICK_OPTIONS.items() if not _GPU_FLAGS[k].present}
         opts = dataclasses.replace(opts, **quick_opts)
     args = gpu_settings(quick)
+    if opts.summary_only:
+        with open(args.markdown_out) as f:
+            refresh_summary(SUMMARY_DOC, f.read())
+        return
     cli.register_threefry()
     started = datetime.datetime.now().astimezone()
     wall = time.perf_counter()
@@ -379,6 +394,8 @@ def main(argv: Sequence[str]) -> None:
     )
     print(text, flush=True)
     write(text, args.markdown_out)
+    if args.markdown_out == DEFAULT_OUT and os.path.exists(SUMMARY_DOC):
+        refresh_summary(SUMMARY_DOC, text)
 
 
 def record(
@@ -443,6 +460,90 @@ def write(text: str, path: str) -> None:
         with open(target, "w") as f:
             f.write(text)
         print(f"wrote {target}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/benchmarks.md's GPU section
+# ---------------------------------------------------------------------------------------------
+
+
+def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def summary(record_text: str) -> str:
+    """The headline rows of a GPU record (training, importance sampling, the IWAE grid, each
+    section's wall time), cells as the record prints them, with where they come from."""
+    tables = report.parse_tables(record_text)
+    title = record_text.splitlines()[0].removeprefix("# ")
+    started = re.search(r"^Started: (.+)$", record_text, re.MULTILINE)
+    wall = re.search(r"Wall time of the whole run: (.+)$", record_text, re.MULTILINE)
+    lines = [
+        f"From [benchmarks_gpu.md](benchmarks_gpu.md) ({title}; started "
+        f"{started.group(1) if started else '?'}; {wall.group(1) if wall else '?'} in all). "
+        "'% of peak': of the better of `jnp.dot` at JAX's default precision and `torch.mm`, "
+        "as the record measured them right before those rows.",
+    ]
+    if "not a measurement" in record_text:
+        lines += ["", "**A quick smoke run's record, not a measurement.**"]
+    failed = re.findall(r"^- \*\*Failed.*$", record_text, re.MULTILINE)
+    lines += ["", *failed] if failed else []
+    train = tables.get(sections.TRAIN_TABLE, [])
+    if train:
+        columns = ["model", "JAX steps/s", "PyTorch steps/s", "JAX/PyTorch",
+                   "torch.compile steps/s", "JAX/torch.compile", "JAX % of peak"]  # fmt: skip
+        lines += ["", "Training:", ""]
+        lines += _markdown_table(columns, [[row[c] for c in columns] for row in train])
+    is_rows = [
+        [row["model"], name.rpartition("example_batch ")[2], row["samples k"],
+         row["examples·samples/s"], row["GFLOP/s"], row["% of peak"]]
+        for name, rows in tables.items() if name.startswith("Importance-sampled evaluation")
+        for row in rows
+    ]  # fmt: skip
+    if is_rows:
+        columns = ["model", "example_batch", "samples k", "examples·samples/s", "GFLOP/s",
+                   "% of peak"]  # fmt: skip
+        lines += ["", "Importance sampling:", ""] + _markdown_table(columns, is_rows)
+    grid = next((rows for t, rows in tables.items() if t.startswith("IWAE Table 1 grid")), [])
+    sizes = sorted({int(row["members S"]) for row in grid})
+    if grid:
+        rate = {(r["objective"], r["k"], int(r["members S"])): r["model-steps/s"] for r in grid}
+        settings = list(dict.fromkeys((r["objective"], r["k"]) for r in grid))
+        columns = ["objective", "k", *(f"model-steps/s, S={n}" for n in sizes)]
+        rows = [[*key, *(rate.get((*key, n), "—") for n in sizes)] for key in settings]
+        if len(sizes) > 1 and all("—" not in row for row in rows):
+            columns.append(f"S={sizes[-1]} / S={sizes[0]}")
+            for row in rows:
+                row.append(report.fmt(report.parse_number(row[-1]) / report.parse_number(row[2])))
+        lines += ["", "IWAE Table 1 grid, vmapped seeds S per setting:", ""]
+        lines += _markdown_table(columns, rows)
+    timed = tables.get("Where the run's time went", [])
+    if timed:
+        lines += ["", "Each section's wall time:", ""]
+        lines += _markdown_table(
+            ["section", "wall s", "outcome"],
+            [[r["section"], r["wall s"], r["outcome"]] for r in timed],
+        )
+    return "\n".join(lines)
+
+
+def refresh_summary(doc_path: str, record_text: str) -> None:
+    """Rewrites the lines between SUMMARY_BEGIN and SUMMARY_END in `doc_path` as
+    `summary(record_text)`; a document without both is left as it is, with a warning."""
+    with open(doc_path) as f:
+        doc = f.read()
+    begin, end = doc.find(SUMMARY_BEGIN), doc.find(SUMMARY_END)
+    if begin < 0 or end < begin:
+        print(f"warning: {doc_path} has no {SUMMARY_BEGIN} ... {SUMMARY_END}: not updated")
+        return
+    head = doc[: begin + len(SUMMARY_BEGIN)]
+    with open(doc_path, "w") as f:
+        f.write(f"{head}\n{summary(record_text)}\n{doc[end:]}")
+    print(f"wrote the GPU section of {doc_path}", flush=True)
 
 
 if __name__ == "__main__":

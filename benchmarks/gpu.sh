@@ -10,7 +10,9 @@
 # as a zip; it is put at the END of the path, so an installed ml_collections wins.
 #
 # $PYTHON: the interpreter (default python3). BENCH_QUICK=1 (or --quick): a tiny smoke run.
-# Writes docs/benchmarks_gpu.md and, if $OUT is set, $OUT/benchmarks_gpu.md and $OUT/gpu_log.txt;
+# Writes docs/benchmarks_gpu.md (and its headline rows into docs/benchmarks.md's GPU section) and,
+# if $OUT is set, $OUT/benchmarks_gpu.md and $OUT/gpu_log.txt (a record brought back from $OUT to
+# docs/: `python -m benchmarks.gpu --summary_only` rewrites that section from it);
 # prints the record. A failing section prints one line and the rest still runs; one not started
 # 400 s in is skipped (--deadline_s; one running then is not cut short), to end within 8 minutes.
 set -u

@@ -453,5 +453,36 @@ def test_gpu_record_names_every_section_the_deadline_skipped(tmp_path, monkeypat
         for name in ("precision", "train iwae", "is_eval, example_batch 8", "grid", "vmap")
     ]
     assert text.count("**Failed or skipped** — ") == 5
+    summary = gpu.summary(text)
+    assert "**A quick smoke run's record, not a measurement.**" in summary
+    assert "- **Failed or skipped** — grid: skipped (started after" in summary
+    assert "| vmap | — | skipped: past the deadline |" in summary
     (command,) = re.findall(r"^Command: `(.*)`$", text, re.MULTILINE)
     assert command.startswith("python -m benchmarks.gpu ") and "--deadline_s=1e-09" in command
+
+
+def test_benchmarks_md_gpu_section_is_the_gpu_records_summary():
+    """docs/benchmarks.md's GPU rows are written from docs/benchmarks_gpu.md by benchmarks.gpu
+    (`python -m benchmarks.gpu --summary_only` rewrites them), not copied by hand."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    doc = (root / gpu.SUMMARY_DOC).read_text()
+    block = doc[doc.index(gpu.SUMMARY_BEGIN) + len(gpu.SUMMARY_BEGIN) : doc.index(gpu.SUMMARY_END)]
+    record = (root / gpu.DEFAULT_OUT).read_text()
+    assert block.strip("\n") == gpu.summary(record)
+    trained = report.parse_tables(record)[sections.TRAIN_TABLE]
+    assert len(trained) == 3
+    for row in trained:
+        assert f"| {row['model']} | {row['JAX steps/s']} | {row['PyTorch steps/s']} |" in block
+
+
+def test_refresh_summary_rewrites_only_its_block(tmp_path):
+    record = (pathlib.Path(__file__).resolve().parent.parent / gpu.DEFAULT_OUT).read_text()
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"# Before\n\n{gpu.SUMMARY_BEGIN}\nstale | 1 |\n{gpu.SUMMARY_END}\n\nAfter.\n")
+    gpu.refresh_summary(str(doc), record)
+    assert doc.read_text() == (
+        f"# Before\n\n{gpu.SUMMARY_BEGIN}\n{gpu.summary(record)}\n{gpu.SUMMARY_END}\n\nAfter.\n"
+    )
+    doc.write_text("# No markers\n")
+    gpu.refresh_summary(str(doc), record)
+    assert doc.read_text() == "# No markers\n"
