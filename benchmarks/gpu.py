@@ -254,12 +254,9 @@ class SectionClock:
     rows: list[tuple[str, float | None, str]] = dataclasses.field(default_factory=list)
     failures: list[str] = dataclasses.field(default_factory=list)
 
-    def elapsed_s(self) -> float:
-        return time.perf_counter() - self.started
-
     def skipped_for_deadline(self, name: str) -> bool:
         """True, with a line for the record, if `name` would start after the deadline."""
-        elapsed = self.elapsed_s()
+        elapsed = time.perf_counter() - self.started
         if not self.deadline_s or elapsed < self.deadline_s:
             return False
         line = (
@@ -467,14 +464,6 @@ def write(text: str, path: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" for _ in headers) + "|",
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
-
-
 def summary(record_text: str) -> str:
     """The headline rows of a GPU record (training, importance sampling, the IWAE grid, each
     section's wall time), cells as the record prints them, with where they come from."""
@@ -497,7 +486,7 @@ def summary(record_text: str) -> str:
         columns = ["model", "JAX steps/s", "PyTorch steps/s", "JAX/PyTorch",
                    "torch.compile steps/s", "JAX/torch.compile", "JAX % of peak"]  # fmt: skip
         lines += ["", "Training:", ""]
-        lines += _markdown_table(columns, [[row[c] for c in columns] for row in train])
+        lines += report.markdown_grid(columns, [[row[c] for c in columns] for row in train])
     is_rows = [
         [row["model"], name.rpartition("example_batch ")[2], row["samples k"],
          row["examples·samples/s"], row["GFLOP/s"], row["% of peak"]]
@@ -507,10 +496,10 @@ def summary(record_text: str) -> str:
     if is_rows:
         columns = ["model", "example_batch", "samples k", "examples·samples/s", "GFLOP/s",
                    "% of peak"]  # fmt: skip
-        lines += ["", "Importance sampling:", ""] + _markdown_table(columns, is_rows)
+        lines += ["", "Importance sampling:", ""] + report.markdown_grid(columns, is_rows)
     grid = next((rows for t, rows in tables.items() if t.startswith("IWAE Table 1 grid")), [])
-    sizes = sorted({int(row["members S"]) for row in grid})
     if grid:
+        sizes = sorted({int(row["members S"]) for row in grid})
         rate = {(r["objective"], r["k"], int(r["members S"])): r["model-steps/s"] for r in grid}
         settings = list(dict.fromkeys((r["objective"], r["k"]) for r in grid))
         columns = ["objective", "k", *(f"model-steps/s, S={n}" for n in sizes)]
@@ -520,11 +509,11 @@ def summary(record_text: str) -> str:
             for row in rows:
                 row.append(report.fmt(report.parse_number(row[-1]) / report.parse_number(row[2])))
         lines += ["", "IWAE Table 1 grid, vmapped seeds S per setting:", ""]
-        lines += _markdown_table(columns, rows)
+        lines += report.markdown_grid(columns, rows)
     timed = tables.get("Where the run's time went", [])
     if timed:
         lines += ["", "Each section's wall time:", ""]
-        lines += _markdown_table(
+        lines += report.markdown_grid(
             ["section", "wall s", "outcome"],
             [[r["section"], r["wall s"], r["outcome"]] for r in timed],
         )

@@ -28,6 +28,15 @@ def fmt(value: Cell, digits: int = 3) -> str:
     return str(value)
 
 
+def markdown_grid(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> list[str]:
+    """The lines of a Markdown table: the header, its rule, a line per row of `fmt` cells."""
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+        *("| " + " | ".join(fmt(c) for c in row) + " |" for row in rows),
+    ]
+
+
 @dataclasses.dataclass
 class Table:
     title: str
@@ -41,10 +50,7 @@ class Table:
         self.rows.append(list(cells))
 
     def to_markdown(self) -> str:
-        lines = [f"### {self.title}", ""]
-        lines.append("| " + " | ".join(self.headers) + " |")
-        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
-        lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in self.rows]
+        lines = [f"### {self.title}", "", *markdown_grid(self.headers, self.rows)]
         if self.notes:
             lines.append("")
             lines += [f"- {note}" for note in self.notes]
