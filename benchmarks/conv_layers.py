@@ -1,17 +1,18 @@
-"""Each convolution of a conv VAE alone, forward and backward, in both lowerings beside PyTorch:
-which layers the matrix-product lowering loses on, and what it could reach with no data movement.
+"""Each convolution of a conv VAE alone, forward and backward, in each lowering beside PyTorch:
+which layers the CPU's lowering loses on, and what it could reach with no data movement.
 
     python -m benchmarks.conv_layers --model=conv --repeats=10
 
 For every 3×3 convolution of benchmarks/architectures.py's `--model` (the encoder's stride-2
 ones, the decoder's sub-pixel ones and its 'out' layer), at the model's batch size, best
 milliseconds of one call of:
-- jit(grad(sum(conv(x, k)²))) in x and k, the convolution lowered as matrix products
-  (`autoencoders/conv.py`, the CPU's default) and as XLA's own convolution;
+- jit(grad(sum(conv(x, k)²))) in x and k, the convolution lowered as matrix products with
+  Winograd's F(4×4, 3×3) where it applies (`autoencoders/conv.py`'s 'winograd', the CPU's
+  default), as matrix products without it ('matmul') and as XLA's own convolution;
 - PyTorch eager's conv2d forward and backward on the same numbers, NCHW and channels-last;
-- the matrix-product lowering's products alone (the `dot_general`s of that gradient's jaxpr, at
-  their shapes, in one jitted call): the time it would take if its im2col concatenations, col2im
-  pads and adds took none.
+- the CPU lowering's products alone (the `dot_general`s of that gradient's jaxpr, at their
+  shapes, in one jitted call): the time it would take if its im2col concatenations, col2im pads,
+  adds and Winograd's tile gathers took none (Winograd's transforms are products: counted).
 The first encoder layer takes no input gradient (the images need none), in both frameworks. The
 programs are timed in turn, one call each per round, so that they share the clock's drift.
 """
@@ -31,7 +32,8 @@ from benchmarks import parts, report, timing
 from benchmarks.architectures import ARCHITECTURES, KERNEL, Architecture
 from experiments import cli
 
-LOWERINGS = ("matmul", "xla")
+LOWERINGS = ("winograd", "matmul", "xla")
+CPU_LOWERING = conv.lowering("cpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +78,8 @@ def layers(arch: Architecture) -> Iterator[Layer]:
 def _jax_gradient(layer: Layer, lowering: str) -> Callable[..., tuple[jax.Array, ...]]:
     def loss(x: jax.Array, kernel: jax.Array) -> jax.Array:
         strides = (layer.stride, layer.stride)
-        if lowering == "matmul":
-            y = conv.matmul_conv(x, kernel, strides, "SAME")
+        if lowering in conv.MATMUL_LOWERINGS:
+            y = conv.matmul_conv(x, kernel, strides, "SAME", winograd=lowering == "winograd")
         else:
             y = jax.lax.conv_general_dilated(
                 x, kernel, strides, "SAME", dimension_numbers=networks.NHWC
@@ -97,7 +99,7 @@ def time_layer(layer: Layer, repeats: int, with_torch: bool) -> dict[str, float]
     for lowering in LOWERINGS:
         compiled = jax.jit(_jax_gradient(layer, lowering)).lower(x, kernel).compile()
         programs[f"JAX, {lowering}"] = lambda c=compiled: jax.block_until_ready(c(x, kernel))
-    traced = jax.make_jaxpr(_jax_gradient(layer, "matmul"))(x, kernel)
+    traced = jax.make_jaxpr(_jax_gradient(layer, CPU_LOWERING))(x, kernel)
     programs["its products alone"] = _products_call(parts.jaxpr_products(traced.jaxpr))
     if with_torch:
         from benchmarks import torch_reference
@@ -128,18 +130,19 @@ def layer_table(arch: Architecture, repeats: int, with_torch: bool) -> report.Ta
     programs = list(rows[0][1])
     table = report.Table(
         f"{arch.title}: each convolution, forward and backward, batch {arch.batch_size}",
-        ["layer", "GFLOP", *(f"{p} ms" for p in programs), "best PyTorch / JAX, matmul"],
+        ["layer", "GFLOP", *(f"{p} ms" for p in programs), f"best PyTorch / JAX, {CPU_LOWERING}"],
     )
     for layer, seconds in rows:
         torch_best = min((s for p, s in seconds.items() if p.startswith("PyTorch")), default=None)
-        speedup = None if torch_best is None else torch_best / seconds["JAX, matmul"]
+        speedup = None if torch_best is None else torch_best / seconds[f"JAX, {CPU_LOWERING}"]
         table.add(layer.title, layer.flops / 1e9, *(1e3 * seconds[p] for p in programs), speedup)
     totals = {p: sum(seconds[p] for _, seconds in rows) for p in programs}
     flops = sum(layer.flops for layer, _ in rows)
     table.add("all", flops / 1e9, *(1e3 * totals[p] for p in programs), None)
     table.notes.append(
         f"best of {repeats} calls each, timed in turn after a warm-up call; 'its products alone': "
-        "the matrix products of the 'JAX, matmul' program without its data movement"
+        f"the matrix products of the 'JAX, {CPU_LOWERING}' program without its data movement; "
+        "GFLOP: a direct convolution's (Winograd's products do fewer)"
     )
     return table
 

@@ -241,7 +241,7 @@ def run_training(run: Run) -> None:
         "the rest: the step minus both: activations, likelihood, KL, random numbers (dynamic "
         "binarization, the posterior sample), the minibatch gather and the loop itself; for "
         "the conv VAEs also the convolutions' data movement (im2col concatenations, col2im pads, "
-        "the depth-to-space transposes)",
+        "Winograd's tile gathers, the depth-to-space transposes)",
         "the last two columns bound what removing all of 'the rest' could give: JAX/PyTorch of "
         "the throughput table × step / (matmuls + optimizer); GFLOP/s over matmuls + optimizer "
         "(FLOPs as in 'Training FLOPs')",
@@ -255,6 +255,10 @@ def run_training(run: Run) -> None:
         "which is never computed, and no elementwise work",
         f"FLOPs used: XLA's count where within {FLOPS_TOLERANCE:.0%} of the analytic one, else "
         "the analytic one",
+        "Winograd's F(4×4, 3×3) convolutions (the CPU's, `autoencoders/conv.py`) multiply less "
+        "than a direct convolution: XLA then counts fewer FLOPs than the analytic count, which is "
+        "used instead, so that GFLOP/s and % of peak are effective rates (a direct "
+        "convolution's FLOPs over the time taken), which can exceed the matmul peak",
     ]
     run.tables += [throughput, *([time_split] if time_split.rows else []), flops_table, warmup]
 
@@ -446,6 +450,13 @@ def conv_note() -> str:
             f"XLA's own ({why}); on CPU `epoch_loop='auto'` then runs a Python loop over one "
             "compiled step instead of the scan, since XLA:CPU runs them far slower in a loop"
         )
+    winograd = (
+        "; Winograd's F(4×4, 3×3) for the stride-1 3×3 ones to more channels, "
+        f"{conv.LOWERING_ENV}=matmul leaves it out"
+        if chosen == "winograd"
+        else ""
+    )
     return (
-        f"matrix products, `autoencoders/conv.py` ({why}; {conv.LOWERING_ENV}=xla keeps XLA's own)"
+        f"matrix products, `autoencoders/conv.py` ({why}{winograd}; {conv.LOWERING_ENV}=xla "
+        "keeps XLA's own)"
     )

@@ -239,7 +239,7 @@ def test_conv_layer_table_times_every_convolution_of_the_model():
     table = conv_layers.layer_table(arch, repeats=1, with_torch=has_torch)
     assert [row[0] for row in table.rows] == [*(la.title for la in layers), "all"]
     programs = [h for h in table.headers if h.endswith(" ms")]
-    assert len(programs) == (5 if has_torch else 3)
+    assert len(programs) == (6 if has_torch else 4)
     assert all(cell > 0 for row in table.rows for cell in row[2 : 2 + len(programs)])
 
 

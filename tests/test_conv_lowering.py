@@ -13,20 +13,24 @@ from tests.helpers import tiny_config, tiny_conv_vae
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 # (height, width, in channels, out channels, stride): the encoders' stride-2 layers (odd sizes
-# too), the decoders' stride-1 ones to more channels (patches) and to fewer ('out': taps).
+# too), the decoders' stride-1 ones to more channels (patches, or Winograd's: whole 4×4 tiles
+# and overhanging ones) and to fewer ('out': taps).
 SHAPES = [
     (8, 8, 1, 4, 2),
     (7, 5, 3, 6, 2),
     (4, 4, 8, 16, 1),
+    (7, 10, 4, 8, 1),
     (6, 6, 8, 3, 1),
     (5, 7, 6, 1, 1),
 ]
+# Winograd's F(4×4, 3×3) rounds ~10× more than a direct sum (`conv.py`'s docstring).
+TOLERANCE = {"matmul": 1e-5, "winograd": 1e-4, "xla": 1e-5}
 
 
-def _assert_close(actual, expected) -> None:
+def _assert_close(actual, expected, tolerance: float = 1e-5) -> None:
     scale = float(np.max(np.abs(expected))) or 1.0
     np.testing.assert_allclose(
-        np.asarray(actual), np.asarray(expected), rtol=1e-5, atol=1e-5 * scale
+        np.asarray(actual), np.asarray(expected), rtol=tolerance, atol=tolerance * scale
     )
 
 
@@ -41,7 +45,10 @@ def _value_and_grads(fn, x, kernel):
 
 @pytest.mark.parametrize("height, width, channels, features, stride", SHAPES)
 @pytest.mark.parametrize("padding", ["SAME", "VALID", ((1, 2), (0, 1))])
-def test_matmul_lowering_equals_xla_convolution(height, width, channels, features, stride, padding):
+@pytest.mark.parametrize("lowering", conv.MATMUL_LOWERINGS)
+def test_matmul_lowering_equals_xla_convolution(
+    height, width, channels, features, stride, padding, lowering
+):
     kx, kk = jax.random.split(jax.random.key(0))
     x = jax.random.normal(kx, (2, height, width, channels))
     kernel = jax.random.normal(kk, (3, 3, channels, features)) / 3.0
@@ -53,12 +60,44 @@ def test_matmul_lowering_equals_xla_convolution(height, width, channels, feature
             k,
         )
     )(x, kernel)
+    winograd = lowering == "winograd"
     actual = jax.jit(
-        lambda x, k: _value_and_grads(lambda x, k: conv.matmul_conv(x, k, strides, padding), x, k)
+        lambda x, k: _value_and_grads(
+            lambda x, k: conv.matmul_conv(x, k, strides, padding, winograd=winograd), x, k
+        )
     )(x, kernel)
     for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
         assert a.shape == e.shape
-        _assert_close(a, e)
+        _assert_close(a, e, TOLERANCE[lowering])
+
+
+def _winograd_products(fn, *args) -> int:
+    """How many of `fn`'s matrix products are Winograd F(4×4, 3×3)'s: batched over 36 positions."""
+    jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
+    return sum(
+        e.primitive.name == "dot_general"
+        and e.params["dimension_numbers"][1][0] == (0,)
+        and e.invars[0].aval.shape[0] == 36
+        for e in jaxpr.eqns
+    )
+
+
+@pytest.mark.parametrize(
+    "shape, stride, expected",
+    [
+        ((2, 7, 10, 4), 1, 1),  # stride 1, more channels out (8 > 4): Winograd's
+        ((2, 8, 8, 4), 2, 0),  # stride 2: the patches
+        ((2, 8, 8, 16), 1, 0),  # fewer channels out (8 < 16): the taps
+    ],
+)
+def test_winograd_computes_the_stride_1_convolutions_to_more_channels(shape, stride, expected):
+    kernel = jnp.ones((3, 3, shape[-1], 8))
+    for winograd in (True, False):
+        count = _winograd_products(
+            lambda x: conv.matmul_conv(x, kernel, (stride, stride), "SAME", winograd=winograd),  # noqa: B023
+            jnp.ones(shape),
+        )
+        assert count == (expected if winograd else 0), winograd
 
 
 def test_other_convolutions_go_to_xla(monkeypatch):
@@ -85,9 +124,9 @@ def test_other_convolutions_go_to_xla(monkeypatch):
 
 def test_the_lowering_is_chosen_per_platform_and_can_be_overridden(monkeypatch):
     monkeypatch.delenv(conv.LOWERING_ENV, raising=False)
-    assert conv.lowering("cpu") == "matmul"
+    assert conv.lowering("cpu") == "winograd"
     assert conv.lowering("gpu") == conv.lowering("tpu") == "xla"
-    assert conv.lowering() == ("matmul" if jax.default_backend() == "cpu" else "xla")
+    assert conv.lowering() == ("winograd" if jax.default_backend() == "cpu" else "xla")
     monkeypatch.setenv(conv.LOWERING_ENV, "xla")
     assert conv.lowering("cpu") == "xla"
     monkeypatch.setenv(conv.LOWERING_ENV, "matmul")
@@ -97,8 +136,11 @@ def test_the_lowering_is_chosen_per_platform_and_can_be_overridden(monkeypatch):
         conv.lowering()
 
 
-@pytest.mark.parametrize("lowering, has_conv", [("matmul", False), ("xla", True)])
-def test_networks_use_the_chosen_lowering(monkeypatch, lowering, has_conv):
+@pytest.mark.parametrize(
+    "lowering, has_conv, winograd_upsamples",
+    [("winograd", False, 2), ("matmul", False, 0), ("xla", True, 0)],
+)
+def test_networks_use_the_chosen_lowering(monkeypatch, lowering, has_conv, winograd_upsamples):
     monkeypatch.setenv(conv.LOWERING_ENV, lowering)
     encoder = networks.Encoder(out_dim=4, kind="conv", hidden=(8,), conv_features=(4, 8))
     decoder = networks.Decoder((8, 8, 1), 1, kind="conv", hidden=(8,), conv_features=(4, 8))
@@ -106,6 +148,8 @@ def test_networks_use_the_chosen_lowering(monkeypatch, lowering, has_conv):
         params = network.init(jax.random.key(0), x)
         jaxpr = str(jax.make_jaxpr(jax.grad(lambda p: network.apply(p, x).sum()))(params))  # noqa: B023
         assert ("conv_general_dilated" in jaxpr) == has_conv, type(network).__name__
+    # The decoder's two sub-pixel layers forward (the encoder's are stride 2: none).
+    assert _winograd_products(decoder.apply, params, x) == winograd_upsamples
 
 
 def test_epoch_loop_auto_scans_unless_xla_convolutions_on_cpu(monkeypatch):
@@ -117,22 +161,23 @@ def test_epoch_loop_auto_scans_unless_xla_convolutions_on_cpu(monkeypatch):
     assert epoch.epoch_loop(config) == ("steps" if cpu else "scan")
 
 
-def test_conv_vae_loss_and_gradients_equal_under_both_lowerings(monkeypatch):
+def test_conv_vae_loss_and_gradients_equal_under_all_lowerings(monkeypatch):
     config, spec, batch = tiny_conv_vae(4)
     results = {}
-    for lowering in ("xla", "matmul"):
+    for lowering in ("xla", *conv.MATMUL_LOWERINGS):
         monkeypatch.setenv(conv.LOWERING_ENV, lowering)
         model = models.make(config, spec)
         params = model.init(jax.random.key(0), batch)
         grad_fn = jax.jit(jax.grad(model.loss, has_aux=True))
         results[lowering] = (params, *grad_fn(params, batch, jax.random.key(2)))
-    for a, e in zip(
-        jax.tree.leaves(results["matmul"]), jax.tree.leaves(results["xla"]), strict=True
-    ):
-        _assert_close(a, e)
+    for lowering in conv.MATMUL_LOWERINGS:
+        for a, e in zip(
+            jax.tree.leaves(results[lowering]), jax.tree.leaves(results["xla"]), strict=True
+        ):
+            _assert_close(a, e, TOLERANCE[lowering])
 
 
-@pytest.mark.parametrize("lowering", ["matmul", "xla"])
+@pytest.mark.parametrize("lowering", ["winograd", "matmul", "xla"])
 def test_upsample_equals_a_biased_conv_then_depth_to_space(monkeypatch, lowering):
     """Upsample2x adds its bias after the depth-to-space, for speed: the same parameters (an
     nn.Conv's) and the same function as the bias added by the convolution."""
@@ -156,4 +201,4 @@ def test_upsample_equals_a_biased_conv_then_depth_to_space(monkeypatch, lowering
 
     actual, expected = value_and_grads(upsample.apply), value_and_grads(expected_fn)
     for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        _assert_close(a, e)
+        _assert_close(a, e, TOLERANCE[lowering])
