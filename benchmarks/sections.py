@@ -235,7 +235,9 @@ def run_training(run: Run) -> None:
         "JAX step: the compiled epoch of the throughput table (its best call, not its median)",
         "matmuls alone: the step's matrix products only, every `dot_general` of its jaxpr at "
         "its shapes (forward, input and weight gradients of the dense layers and of the "
-        "convolutions as the CPU lowers them); '—' where the step keeps XLA's convolutions",
+        "convolutions as the CPU lowers them); '—' where the step keeps XLA's convolutions; "
+        "its % of peak counts the products' own FLOPs (Winograd's do fewer than a direct "
+        "convolution; the last column counts a direct convolution's, as 'Training FLOPs')",
         "optimizer alone: the config's optax update (Adam) on the model's parameters with fixed "
         "gradients",
         "the rest: the step minus both: activations, likelihood, KL, random numbers (dynamic "
