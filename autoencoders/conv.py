@@ -165,6 +165,8 @@ def winograd_matmul(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Arra
     def transform(matrix: np.ndarray, a: jax.Array) -> jax.Array:
         return jnp.matmul(np.kron(matrix, matrix).astype(dtype), a, precision=precision)
 
+    # In the comment's terms: v = Bᵀ d B of every tile, u = G g Gᵀ, their products summed over
+    # the channels at each of the 36 positions, then y = Aᵀ (that) A.
     v = transform(_WINOGRAD_BT, tiles).reshape(n * n, -1, channels)
     u = transform(_WINOGRAD_G, kernel.reshape(9, channels * features))
     products = jnp.matmul(v, u.reshape(n * n, channels, features), precision=precision)
