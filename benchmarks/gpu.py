@@ -102,6 +102,8 @@ OBJECTIVES = ("vae", "iwae")
 # but the grid, and each grid setting, at about a minute or less (estimated: that run did not
 # record its sections' times, which the record now does).
 DEADLINE_S = 400.0
+TIME_TABLE = "Where the run's time went"
+GRID_TABLE = "IWAE Table 1 grid"  # its title's start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +170,7 @@ def grid_section(
     steps = r.steps_for(base)
     repeats = min(args.repeats, 3)
     table = report.Table(
-        f"IWAE Table 1 grid (configs/iwae.py, batch {base.batch_size}): vmapped seeds per setting",
+        f"{GRID_TABLE} (configs/iwae.py, batch {base.batch_size}): vmapped seeds per setting",
         ["objective", "k", "members S", "steps", "seconds", "model-steps/s", "examples/s",
          "GFLOP/step XLA", "GFLOP/s", "lower+compile s"],
     )  # fmt: skip
@@ -289,7 +291,7 @@ class SectionClock:
         return result
 
     def table(self) -> report.Table:
-        table = report.Table("Where the run's time went", ["section", "wall s", "outcome"])
+        table = report.Table(TIME_TABLE, ["section", "wall s", "outcome"])
         for row in self.rows:
             table.add(*row)
         table.notes.append(
@@ -497,7 +499,7 @@ def summary(record_text: str) -> str:
         columns = ["model", "example_batch", "samples k", "examples·samples/s", "GFLOP/s",
                    "% of peak"]  # fmt: skip
         lines += ["", "Importance sampling:", ""] + report.markdown_grid(columns, is_rows)
-    grid = next((rows for t, rows in tables.items() if t.startswith("IWAE Table 1 grid")), [])
+    grid = next((rows for t, rows in tables.items() if t.startswith(GRID_TABLE)), [])
     if grid:
         sizes = sorted({int(row["members S"]) for row in grid})
         rate = {(r["objective"], r["k"], int(r["members S"])): r["model-steps/s"] for r in grid}
@@ -510,7 +512,7 @@ def summary(record_text: str) -> str:
                 row.append(report.fmt(report.parse_number(row[-1]) / report.parse_number(row[2])))
         lines += ["", "IWAE Table 1 grid, vmapped seeds S per setting:", ""]
         lines += report.markdown_grid(columns, rows)
-    timed = tables.get("Where the run's time went", [])
+    timed = tables.get(TIME_TABLE, [])
     if timed:
         lines += ["", "Each section's wall time:", ""]
         lines += report.markdown_grid(

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 TRAIN_TABLE = "Training throughput"
 IS_BLOCK_TABLE = "Where an importance-sampling block's time goes"
+STEP_SPLIT_TABLE = "Where a JAX training step's time goes"
 
 
 def percent(gflops: float | None, peak: float | None) -> float | None:
@@ -115,7 +116,7 @@ def run_training(run: Run) -> None:
          "JAX % of peak", "PyTorch % of peak", "JAX products"],
     )  # fmt: skip
     time_split = report.Table(
-        "Where a JAX training step's time goes",
+        STEP_SPLIT_TABLE,
         ["model", "JAX step ms", "matmuls alone ms", "matmuls alone % of peak",
          "optimizer alone ms", "the rest ms", "PyTorch step ms",
          "JAX/PyTorch if the rest took no time", "JAX % of peak if the rest took no time"],
